@@ -1,0 +1,1 @@
+"""otel_showmax."""
