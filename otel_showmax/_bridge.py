@@ -1,0 +1,245 @@
+"""The stdlib logging → OpenTelemetry bridge.
+
+On the calling thread the handler does only what cannot wait: it takes the current context (for the
+trace and span ids), formats the message (arguments may be mutated later) and queues the record.
+Attribute conversion, exception formatting, building the OTel record and encoding happen on the
+export worker thread. The exported record is the same as the one upstream's LoggingHandler
+(opentelemetry-instrumentation-logging) builds, except that correlation fields injected into
+stdlib records are not copied as attributes — the trace context is native in an OTel record.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import traceback
+from collections.abc import Callable, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry._logs import LogRecord
+from opentelemetry.context import get_current
+from opentelemetry.instrumentation.log_utils import std_to_otel
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.semconv._incubating.attributes import event_attributes
+from opentelemetry.semconv.attributes import exception_attributes, otel_attributes
+
+from . import _diag
+from ._compat import SUPPRESS_KEY
+
+# The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
+RESERVED = frozenset(
+    (
+        "asctime", "args", "created", "exc_info", "exc_text", "filename", "funcName", "getMessage",
+        "message", "levelname", "levelno", "lineno", "module", "msecs", "msg", "name", "pathname",
+        "process", "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
+    )
+)
+# Loggers never exported: OTel's own and our diagnostics (no feedback loop through the collector).
+NEVER_EXPORTED = ("opentelemetry", "otel_showmax.diagnostics")
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
+class _Pending:
+    """A stdlib record waiting on the queue, converted on the worker thread."""
+
+    __slots__ = ("body", "context", "observed", "record")
+
+    def __init__(self, record: logging.LogRecord, context: Any, body: Any, observed: int) -> None:
+        self.record = record
+        self.context = context
+        self.body = body
+        self.observed = observed
+
+
+class BridgeHandler(logging.Handler):
+    """Queues stdlib log records for export as OpenTelemetry log records.
+
+    One instance per process lives on the root logger; otel_showmax puts it back after
+    ``dictConfig``/``fileConfig``/``basicConfig(force=True)``. ``flush`` and ``close`` never wait
+    for the collector.
+    """
+
+    def __init__(self, put: Callable[[Any], None], level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._put = put
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # No handler lock: emit only appends to a thread-safe deque.
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.name.startswith(NEVER_EXPORTED):
+                return
+            context = get_current()
+            if context.get(SUPPRESS_KEY):
+                return  # logged by the export path itself
+            try:
+                body = record.getMessage()
+            except Exception:  # a bad format string or argument must not lose the record
+                body = _unformattable(record)
+            self._put(_Pending(record, context, body, time_ns()))
+        except Exception as error:  # never raise into the application
+            _diag.warn("bridge", "log record not queued: %r", error)
+
+    def flush(self) -> None:
+        """Does not wait: export happens on the worker thread, and shutdown is bounded."""
+
+    def close(self) -> None:
+        """Detach from logging's registry only; the export pipeline stays up (it may be re-added)."""
+        super().close()
+
+
+def _unformattable(record: logging.LogRecord) -> str:
+    try:
+        return f"{record.msg!s} (unformattable arguments: {record.args!r})"
+    except Exception:
+        return "<unformattable log message>"
+
+
+class Converter:
+    """Turns queued items into SDK log records on the worker thread."""
+
+    def __init__(self, resource: Callable[[], Any], limits: LogRecordLimits, injected: frozenset[str]) -> None:
+        self._resource = resource
+        self._limits = limits
+        self._skip = RESERVED | injected
+        self._scopes: dict[str, InstrumentationScope] = {}
+
+    def set_injected(self, injected: frozenset[str]) -> None:
+        self._skip = RESERVED | injected
+
+    def __call__(self, batch: list[Any]) -> Sequence[Any]:
+        resource = self._resource()
+        out = []
+        for item in batch:
+            if isinstance(item, _Pending):
+                try:
+                    item = self.convert(item, resource)
+                except Exception as error:
+                    _diag.warn("convert", "log record could not be converted: %r", error)
+                    continue
+            out.append(item)
+        return out
+
+    def convert(self, pending: _Pending, resource: Any) -> ReadWriteLogRecord:
+        record = pending.record
+        attributes, event_name = self.attributes(record)
+        scope = self._scopes.get(record.name)
+        if scope is None:
+            scope = self._scopes[record.name] = InstrumentationScope(record.name)
+        api_record = LogRecord(
+            timestamp=int(record.created * 1e9),
+            observed_timestamp=pending.observed,
+            context=pending.context or None,
+            severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
+            severity_number=std_to_otel(record.levelno),
+            body=pending.body,
+            attributes=attributes,
+            event_name=event_name,
+        )
+        return ReadWriteLogRecord(api_record, resource=resource, instrumentation_scope=scope, limits=self._limits)
+
+    def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
+        skip = self._skip
+        attributes = {k: v for k, v in vars(record).items() if k not in skip}
+        event_name = attributes.pop(otel_attributes.OTEL_EVENT_NAME, None)
+        deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
+        if event_name is None:
+            event_name = deprecated_event_name
+        if record.exc_info:
+            exctype, value, tb = record.exc_info
+            if exctype is not None:
+                attributes[exception_attributes.EXCEPTION_TYPE] = exctype.__name__
+            if value is not None and value.args:
+                attributes[exception_attributes.EXCEPTION_MESSAGE] = str(value.args[0])
+            if tb is not None:
+                attributes[exception_attributes.EXCEPTION_STACKTRACE] = "".join(
+                    traceback.format_exception(*record.exc_info)
+                )
+        return attributes, event_name
+
+
+# -- keeping exactly one bridge on the root logger ----------------------------------------------
+
+_CONFIG_FUNCTIONS = ("dictConfig", "fileConfig")
+
+
+def attach(handler: BridgeHandler) -> None:
+    """Put ``handler`` on the root logger (once) and keep it there across logging re-configuration."""
+    root = logging.getLogger()
+    if handler not in root.handlers:
+        root.addHandler(handler)
+    _wrap_config_functions(handler)
+
+
+def detach(handler: BridgeHandler) -> None:
+    logging.getLogger().removeHandler(handler)
+    _ACTIVE[0] = None
+
+
+_ACTIVE: list[BridgeHandler | None] = [None]
+_restore_hooks: list[Callable[[], None]] = []
+
+
+def on_reconfigure(hook: Callable[[], None]) -> None:
+    """Run ``hook`` after every dictConfig/fileConfig/basicConfig (e.g. re-enable our loggers)."""
+    if hook not in _restore_hooks:
+        _restore_hooks.append(hook)
+
+
+def _reattach() -> None:
+    handler = _ACTIVE[0]
+    if handler is not None:
+        root = logging.getLogger()
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    for hook in _restore_hooks:
+        try:
+            hook()
+        except Exception as error:
+            _diag.warn("reconfigure", "after logging re-configuration: %r", error)
+
+
+def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(fn, "_otel_showmax_wrapped", False):
+        return fn
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _reattach()
+
+    wrapper._otel_showmax_wrapped = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def _wrap_config_functions(handler: BridgeHandler) -> None:
+    _ACTIVE[0] = handler
+    for name in _CONFIG_FUNCTIONS:
+        setattr(logging.config, name, _wrap(getattr(logging.config, name)))
+    logging.basicConfig = _wrap(logging.basicConfig)
+
+
+def other_otel_handlers() -> list[tuple[str, logging.Handler]]:
+    """Upstream OTel logging handlers anywhere on the logging tree: (logger name, handler)."""
+    found = []
+    loggers: list[tuple[str, logging.Logger]] = [("root", logging.getLogger())]
+    loggers += [
+        (name, lg) for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)
+    ]
+    for name, lg in loggers:
+        for h in lg.handlers:
+            cls = type(h)
+            if cls.__name__ == "LoggingHandler" and cls.__module__.startswith("opentelemetry"):
+                found.append((name, h))
+    return found

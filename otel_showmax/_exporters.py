@@ -1,0 +1,146 @@
+"""Exporter factory: OTLP/HTTP (default), OTLP/gRPC made gevent-safe, console."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from . import _diag, _threads
+from ._config import ExporterConfig
+
+_grpc_gevent_ready = False
+
+
+def _grpc_for_gevent() -> None:
+    """Make gRPC cooperate with gevent when gevent has patched this process.
+
+    Called on the export worker thread just before the first gRPC channel is created, i.e. after
+    the server's worker has monkey-patched. Without it gRPC's Python-side locks are gevent's and a
+    blocked call can stall the hub.
+    """
+    global _grpc_gevent_ready
+    if _grpc_gevent_ready or not _threads.gevent_patched("socket"):
+        return
+    from grpc.experimental import gevent as grpc_gevent
+
+    grpc_gevent.init_gevent()
+    _grpc_gevent_ready = True
+
+
+def _otlp_http(signal: str, ec: ExporterConfig) -> Any:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    kwargs: dict[str, Any] = {
+        "endpoint": ec.endpoint,
+        "headers": dict(ec.headers),
+        "timeout": ec.timeout,
+        "compression": Compression(ec.compression),
+        "certificate_file": ec.certificate,
+        "client_key_file": ec.client_key,
+        "client_certificate_file": ec.client_certificate,
+    }
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(**kwargs)
+    if signal == "logs":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(**kwargs)
+
+
+def _otlp_grpc(signal: str, ec: ExporterConfig) -> Any:
+    _grpc_for_gevent()
+    from grpc import Compression as GrpcCompression
+
+    compression = {
+        "none": GrpcCompression.NoCompression,
+        "gzip": GrpcCompression.Gzip,
+        "deflate": GrpcCompression.Deflate,
+    }[ec.compression]
+    credentials = None
+    if ec.certificate or ec.client_certificate:
+        import grpc
+
+        def read(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+
+        credentials = grpc.ssl_channel_credentials(
+            read(ec.certificate), read(ec.client_key), read(ec.client_certificate)
+        )
+    insecure = ec.endpoint.startswith("http://") and credentials is None
+    kwargs: dict[str, Any] = {
+        "endpoint": ec.endpoint,
+        "headers": dict(ec.headers),
+        "timeout": ec.timeout,
+        "compression": compression,
+        "insecure": insecure,
+        "credentials": credentials,
+    }
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(**kwargs)
+    if signal == "logs":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(**kwargs)
+
+
+def _console(signal: str) -> Any:
+    if signal == "traces":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=sys.stderr)
+    if signal == "logs":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+        return ConsoleLogRecordExporter(out=sys.stderr)
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+    return ConsoleMetricExporter(out=sys.stderr)
+
+
+def make_exporter(ec: ExporterConfig) -> Any:
+    """Build the exporter for one signal. Called on the export worker thread, once per process."""
+    if ec.kind == "console":
+        return _console(ec.signal)
+    if ec.protocol == "grpc":
+        return _otlp_grpc(ec.signal, ec)
+    return _otlp_http(ec.signal, ec)
+
+
+def quiet_upstream_loggers() -> None:
+    """Send the OTLP exporters' own warnings through our rate-limited stderr diagnostics.
+
+    They would otherwise reach the root logger — and so the OTel bridge — once per retry.
+    """
+    import logging
+
+    for name in ("opentelemetry.exporter", "opentelemetry.sdk"):
+        upstream = logging.getLogger(name)
+        if any(isinstance(f, _RateLimit) for f in upstream.filters):
+            continue
+        upstream.propagate = False
+        upstream.addFilter(_RateLimit())
+
+
+class _RateLimit:
+    """A logging filter passing each message template once per diagnostics interval."""
+
+    def filter(self, record: Any) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        _diag.warn(f"upstream:{record.name}:{record.msg}", "%s", message, level=record.levelno)
+        return False  # logged (or suppressed) by _diag; never reaches other handlers

@@ -1,0 +1,321 @@
+"""Configure OpenTelemetry exactly once per process, whatever mix of entry points runs.
+
+The first ``setup()`` wins: later calls (the app's own after ``opentelemetry-instrument``, a second
+import, a worker re-running module code) return the active configuration, and a call with
+different options says so once. A forked child keeps the providers but gets its own export
+threads, queues and exporters (created lazily on first use) and a resource naming its own pid.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _bridge, _diag, _logging, _metrics, _resource, _tracing
+from ._compat import set_resource
+from ._config import Config, Provenance, resolve
+from ._exporters import quiet_upstream_loggers
+from ._worker import BatchWorker
+
+_lock = threading.RLock()
+_state: State | None = None
+_process_hooks_installed = False
+
+
+@dataclass
+class State:
+    """What setup() built in this process."""
+
+    config: Config
+    pid: int
+    tracer_provider: Any = None
+    logger_provider: Any = None
+    meter_provider: Any = None
+    workers: dict[str, BatchWorker] = field(default_factory=dict)
+    reader: Any = None
+    handler: _bridge.BridgeHandler | None = None
+    converter: Any = None
+    shutdown_pid: int | None = None
+    warned: set[Config] = field(default_factory=set)
+
+
+def _caller() -> tuple[str, int]:
+    """File and line of the first frame outside otel_showmax and OpenTelemetry's loaders."""
+    frame = sys._getframe(1)
+    skip = (os.path.dirname(__file__), f"{os.sep}opentelemetry{os.sep}", "importlib")
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not any(part in filename for part in skip):
+            return filename, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>", 0
+
+
+def setup(*, entry_point: str = "setup()", **options: Any) -> Config:
+    """See ``otel_showmax.setup``."""
+    global _state
+    with _lock:
+        if _state is not None:
+            ensure_process()
+            return _again(_state, entry_point, options)
+        filename, line = _caller()
+        config = resolve(options).with_provenance(
+            Provenance(entry_point=entry_point, file=filename, line=line, pid=os.getpid())
+        )
+        state = State(config=config, pid=os.getpid())
+        if not config.disabled:
+            _build(state)
+        _state = state
+        _install_process_hooks()
+        return config
+
+
+def _again(state: State, entry_point: str, options: dict[str, Any]) -> Config:
+    active = state.config
+    candidate = resolve(options)  # invalid options still fail loudly
+    if candidate != active and candidate not in state.warned:
+        state.warned.add(candidate)
+        filename, line = _caller()
+        p = active.provenance
+        assert p is not None
+        _diag.once(
+            f"setup_again:{hash(candidate)}",
+            "%s at %s:%d asked for a different configuration; keeping the one made by %s at %s:%d (pid %d)",
+            entry_point, filename, line, p.entry_point, p.file, p.line, p.pid,
+        )
+    return active
+
+
+def _build(state: State) -> None:
+    config = state.config
+    _diag.set_interval(config.diagnostics_interval)
+    quiet_upstream_loggers()
+    resource = _resource.build(config)
+    injected = _correlation_fields(config)
+
+    tracer_provider, span_worker = _tracing.init(config, resource)
+    logger_provider, log_worker, handler, converter = _logging.init(config, resource, injected)
+    state.tracer_provider, state.logger_provider = tracer_provider, logger_provider
+    state.handler, state.converter = handler, converter
+    for worker in (span_worker, log_worker):
+        if worker is not None:
+            worker._on_fork = ensure_process
+            state.workers[worker.signal] = worker
+    state.meter_provider, state.reader = _metrics.init(config, resource, dropped)
+
+    _set_globals(state)
+    if handler is not None:
+        _adopt_logging(handler)
+    _bridge.on_reconfigure(_reenable_our_loggers)
+    if state.reader is not None:
+        state.reader.ensure_started()
+    _instrument(config, tracer_provider)
+
+
+def _set_globals(state: State) -> None:
+    from opentelemetry import _logs, metrics, propagate, trace
+
+    def install(name: str, current: Any, setter: Any, provider: Any) -> None:
+        if type(current).__name__.startswith(("Proxy", "NoOp", "_Proxy")):
+            setter(provider)
+        else:
+            _diag.once(
+                f"global_{name}",
+                "a %s (%s) was already installed before otel_showmax.setup(); otel_showmax keeps its "
+                "own for what it instruments — remove the other set-up to avoid a second pipeline",
+                name, type(current).__name__,
+            )
+
+    install("TracerProvider", trace.get_tracer_provider(), trace.set_tracer_provider, state.tracer_provider)
+    install("LoggerProvider", _logs.get_logger_provider(), _logs.set_logger_provider, state.logger_provider)
+    install("MeterProvider", metrics.get_meter_provider(), metrics.set_meter_provider, state.meter_provider)
+    propagate.set_global_textmap(_propagator(state.config.propagators))
+
+
+def _propagator(names: tuple[str, ...]) -> Any:
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    propagators = []
+    for name in names:
+        if name == "none":
+            continue
+        (ep,) = entry_points(group="opentelemetry_propagator", name=name)
+        propagators.append(ep.load()())
+    return CompositePropagator(propagators)
+
+
+def _adopt_logging(handler: _bridge.BridgeHandler) -> None:
+    """Install our bridge; an upstream OTel logging handler would export every record again."""
+    for name, other in _bridge.other_otel_handlers():
+        logging.getLogger(None if name == "root" else name).removeHandler(other)
+        _diag.once(
+            f"adopt:{name}:{id(other)}",
+            "removed %s from logger %r: otel_showmax's bridge already exports these records "
+            "(two OTel handlers would export every record twice)",
+            type(other).__name__, name,
+        )
+    _bridge.attach(handler)
+
+
+def _correlation_fields(config: Config) -> frozenset[str]:
+    if not config.log_correlation:
+        return frozenset()
+    try:
+        from . import correlation
+    except ImportError:  # TODO(lead): remove once correlation.py has landed
+        return frozenset()
+
+    correlation.install(config.log_fields, service_name=config.service_name)
+    return correlation.injected_fields()
+
+
+def _instrument(config: Config, tracer_provider: Any) -> None:
+    if config.instrument_falcon:
+        try:
+            from . import falcon as falcon_support
+        except ImportError:  # TODO(lead): remove once falcon.py has landed
+            return
+
+        falcon_support.instrument(
+            tracer_provider=tracer_provider,
+            excluded_urls=config.excluded_urls,
+            capture_request_headers=config.capture_request_headers,
+            capture_response_headers=config.capture_response_headers,
+            sanitize_headers=config.sanitize_headers,
+            redact_query_params=config.redact_query_params,
+            request_log=config.request_log,
+            request_log_logger=config.request_log_logger,
+            request_log_level=config.request_log_level,
+        )
+    if "uwsgi" in sys.modules:
+        try:
+            from . import uwsgi as uwsgi_support
+        except ImportError:  # TODO(lead): remove once uwsgi.py has landed
+            return
+        uwsgi_support.install()
+
+
+def _reenable_our_loggers() -> None:
+    """dictConfig(disable_existing_loggers=True) must not silence the request log."""
+    state = _state
+    if state is not None:
+        logging.getLogger(state.config.request_log_logger).disabled = False
+
+
+def _install_process_hooks() -> None:
+    global _process_hooks_installed
+    if _process_hooks_installed:
+        return
+    _process_hooks_installed = True
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=ensure_process)
+
+
+def ensure_process() -> None:
+    """Re-initialise this process's pipeline if it is a fork of the one that called setup().
+
+    Runs from os.register_at_fork, from the uWSGI postfork hook, from the gunicorn post_fork hook
+    and lazily from the first telemetry item in a new process — whichever comes first; once.
+    """
+    state = _state
+    pid = os.getpid()
+    if state is None or state.pid == pid:
+        return
+    with _lock:
+        if state.pid == pid:
+            return
+        state.pid = pid
+        state.shutdown_pid = None
+        if state.config.disabled:
+            return
+        child = _resource.for_child(state.config)
+        for provider in (state.tracer_provider, state.logger_provider, state.meter_provider):
+            if provider is not None:
+                set_resource(provider, child)
+        if state.reader is not None:
+            state.reader.ensure_started()
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """See ``otel_showmax.shutdown``."""
+    state = _state
+    pid = os.getpid()
+    if state is None or state.config.disabled or state.shutdown_pid == pid:
+        return True
+    state.shutdown_pid = pid
+    budget = state.config.shutdown_timeout if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    workers = list(state.workers.values())
+    for worker in workers:
+        worker.begin_shutdown()
+    ok = True
+    for worker in workers:
+        ok = worker.wait_shutdown(max(0.0, deadline - time.monotonic())) and ok
+    if state.reader is not None:
+        state.reader.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
+    return ok
+
+
+def _at_exit() -> None:
+    try:
+        shutdown()
+    except Exception as error:  # pragma: no cover - never raise at interpreter exit
+        _diag.warn("atexit", "shutdown at exit failed: %r", error)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export what is queued in this process now; wait at most ``timeout`` seconds in all."""
+    state = _state
+    if state is None:
+        return True
+    deadline = time.monotonic() + timeout
+    ok = True
+    for worker in state.workers.values():
+        ok = worker.flush(max(0.0, deadline - time.monotonic())) and ok
+    return ok
+
+
+def dropped() -> dict[str, dict[str, int]]:
+    """Items dropped in this process, by signal and reason."""
+    state = _state
+    out: dict[str, dict[str, int]] = {}
+    if state is None:
+        return out
+    for signal, worker in state.workers.items():
+        snapshot = worker.stats.snapshot()
+        snapshot.pop("exported")
+        out[signal] = snapshot
+    if state.reader is not None:
+        snapshot = state.reader.stats.snapshot()
+        snapshot.pop("exported")
+        out["metrics"] = snapshot
+    return out
+
+
+def exported() -> dict[str, int]:
+    """Items exported in this process, by signal (metrics: export calls)."""
+    state = _state
+    if state is None:
+        return {}
+    out = {signal: worker.stats.snapshot()["exported"] for signal, worker in state.workers.items()}
+    if state.reader is not None:
+        out["metrics"] = state.reader.stats.snapshot()["exported"]
+    return out
+
+
+def get_state() -> State | None:
+    return _state
+
+
+def clear_state() -> None:
+    """Forget the configuration (otel_showmax.testing.reset)."""
+    global _state
+    _state = None

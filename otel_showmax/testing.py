@@ -1,0 +1,39 @@
+"""Helpers for tests of otel_showmax and of applications using it."""
+
+from __future__ import annotations
+
+import logging
+
+from . import _bridge, _compat, _diag, _setup
+
+
+def reset(timeout: float = 0.5) -> None:
+    """Shut down and forget the configuration, so the next ``setup()`` configures afresh.
+
+    Removes the bridge handler, the correlation record factory and the Falcon instrumentation,
+    and clears OpenTelemetry's global providers. For tests only.
+    """
+    state = _setup.get_state()
+    if state is not None:
+        if state.shutdown_pid is None:
+            _setup.shutdown(timeout)
+        if state.handler is not None:
+            _bridge.detach(state.handler)
+            for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+                if isinstance(lg, logging.Logger) and state.handler in lg.handlers:
+                    lg.removeHandler(state.handler)
+    try:
+        from . import correlation
+
+        correlation.uninstall()
+    except ImportError:
+        pass
+    try:
+        from . import falcon as falcon_support
+
+        falcon_support.uninstrument()
+    except (ImportError, AttributeError):
+        pass
+    _compat.reset_globals()
+    _setup.clear_state()
+    _diag.reset()
