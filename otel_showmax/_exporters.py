@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -120,27 +121,30 @@ def make_exporter(ec: ExporterConfig) -> Any:
 
 
 def quiet_upstream_loggers() -> None:
-    """Send the OTLP exporters' own warnings through our rate-limited stderr diagnostics.
+    """Send OpenTelemetry's own log output through our rate-limited stderr diagnostics.
 
-    They would otherwise reach the root logger — and so the OTel bridge — once per retry.
+    The OTLP exporters log a warning per retry and an error per failed batch; on the root logger
+    those would reach the OTel bridge (a feedback loop) and flood the app's logs.
     """
-    import logging
-
     for name in ("opentelemetry.exporter", "opentelemetry.sdk"):
         upstream = logging.getLogger(name)
-        if any(isinstance(f, _RateLimit) for f in upstream.filters):
-            continue
+        if not any(isinstance(h, _RateLimited) for h in upstream.handlers):
+            upstream.addHandler(_RateLimited(logging.WARNING))
         upstream.propagate = False
-        upstream.addFilter(_RateLimit())
 
 
-class _RateLimit:
-    """A logging filter passing each message template once per diagnostics interval."""
+class _RateLimited(logging.Handler):
+    """Passes each message template to _diag at most once per diagnostics interval."""
 
-    def filter(self, record: Any) -> bool:
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if record.levelno < self.level:
+            return False
         try:
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
         _diag.warn(f"upstream:{record.name}:{record.msg}", "%s", message, level=record.levelno)
-        return False  # logged (or suppressed) by _diag; never reaches other handlers
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)

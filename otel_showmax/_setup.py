@@ -48,13 +48,13 @@ class State:
 def _caller() -> tuple[str, int]:
     """File and line of the first frame outside otel_showmax and OpenTelemetry's loaders."""
     frame = sys._getframe(1)
-    skip = (os.path.dirname(__file__), f"{os.sep}opentelemetry{os.sep}", "importlib")
+    skip = (os.path.dirname(__file__), f"{os.sep}opentelemetry{os.sep}", "importlib", "<frozen", "sitecustomize")
     while frame is not None:
         filename = frame.f_code.co_filename
         if not any(part in filename for part in skip):
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
-    return "<unknown>", 0
+    return (sys.argv[0] if sys.argv and sys.argv[0] else "<unknown>"), 0
 
 
 def setup(*, entry_point: str = "setup()", **options: Any) -> Config:
