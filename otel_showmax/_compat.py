@@ -75,3 +75,13 @@ def metric_preferences() -> tuple[dict[type, Any], dict[type, Any]]:
     from opentelemetry.exporter.otlp.common._aggregation import _get_aggregation, _get_temporality
 
     return _get_temporality(None), _get_aggregation(None)
+
+
+def span_processors(provider: Any) -> list[Any]:
+    """The span processors of an SDK TracerProvider (for checks and the doctor)."""
+    return list(provider._active_span_processor._span_processors)
+
+
+def log_processors(provider: Any) -> list[Any]:
+    """The log record processors of an SDK LoggerProvider (for checks and the doctor)."""
+    return list(provider._multi_log_record_processor._log_record_processors)

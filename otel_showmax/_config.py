@@ -147,13 +147,14 @@ def _raw(options: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[dict[s
     if unknown:
         accepted = ", ".join(sorted(set(s.BY_FIELD) | set(ALIASES)))
         raise ConfigError(f"keyword argument {sorted(unknown)[0]}", options[sorted(unknown)[0]], accepted)
+    given = {ALIASES.get(k, k): k for k in options}
     options = {ALIASES.get(k, k): v for k, v in options.items() if v is not None}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in s.SETTINGS:
         if setting.field in options:
             raw, source = options[setting.field], "argument"
-            label = f"keyword argument {setting.field}"
+            label = f"keyword argument {given[setting.field]}"
         else:
             env = next((name for name in setting.env if environ.get(name, "").strip()), None)
             if env is None:

@@ -55,7 +55,7 @@ def warn(key: str, message: str, *args: object, level: int = logging.WARNING) ->
         skipped = _suppressed.pop(key, 0)
         if skipped:
             message += f" ({skipped} similar messages suppressed)"
-        logger.log(level, message, *args)
+        _log(level, message, args)
         return True
     except Exception:  # pragma: no cover - diagnostics must never break the caller
         return False
@@ -66,8 +66,13 @@ def once(key: str, message: str, *args: object, level: int = logging.WARNING) ->
     if key in _last:
         return False
     _last[key] = float("inf")
-    logger.log(level, message, *args)
+    _log(level, message, args)
     return True
+
+
+def _log(level: int, message: str, args: tuple[object, ...]) -> None:
+    logger.disabled = False  # dictConfig(disable_existing_loggers=True) must not silence us
+    logger.log(level, message, *args)
 
 
 def reset() -> None:

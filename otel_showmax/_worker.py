@@ -165,6 +165,11 @@ class BatchWorker:
             self._pid = pid
             self._thread_ident = _threads.start_thread(self._run)
 
+    @property
+    def inflight(self) -> int:
+        """Items the thread has taken and is exporting now."""
+        return self._inflight
+
     def pending(self) -> int:
         """Items queued or being exported in this process."""
         return len(self._queue) + self._inflight

@@ -38,3 +38,21 @@ def _reset_otel_showmax():
     except ImportError:  # the core is not there yet
         return
     reset()
+
+
+@pytest.fixture
+def receiver():
+    """A live OTLP/HTTP receiver on 127.0.0.1 in this process, counting raw records."""
+    from otel_showmax.receiver import OTLPReceiver
+
+    with OTLPReceiver() as r:
+        yield r
+
+
+@pytest.fixture
+def blackhole():
+    """A TCP listener that accepts connections and never answers: a blackholed collector."""
+    from otel_showmax.receiver import Blackhole
+
+    with Blackhole() as b:
+        yield b

@@ -1,0 +1,98 @@
+"""Settings: argument → environment → default, and one clear error for a bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_showmax import ConfigError
+from otel_showmax._config import resolve
+
+
+def test_defaults_follow_the_specification():
+    config = resolve({}, {})
+    assert config.traces.protocol == "http/protobuf"
+    assert config.traces.endpoint == "http://localhost:4318/v1/traces"
+    assert config.logs.endpoint == "http://localhost:4318/v1/logs"
+    assert config.metrics.endpoint == "http://localhost:4318/v1/metrics"
+    assert config.span_batch.max_queue_size == 2048
+    assert config.log_batch.schedule_delay_ms == 1000
+    assert config.shutdown_timeout == 5.0
+    assert config.sources["otlp_protocol"] == "default"
+
+
+def test_environment_then_signal_specific_then_argument():
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:9999/custom",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def,x-tenant=t1",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+        "OTEL_SERVICE_NAME": "from-env",
+    }
+    config = resolve({"service_name": "from-arg"}, env)
+    assert config.traces.endpoint == "http://collector:4318/v1/traces"
+    assert config.logs.endpoint == "http://logs:9999/custom"  # signal-specific: used as is
+    assert dict(config.traces.headers) == {"api-key": "abc def", "x-tenant": "t1"}
+    assert config.traces.timeout == 2.5
+    assert config.service_name == "from-arg"
+    assert config.sources["service_name"] == "argument"
+    assert config.sources["otlp_endpoint"] == "env:OTEL_EXPORTER_OTLP_ENDPOINT"
+
+
+def test_grpc_endpoint_has_no_signal_path():
+    config = resolve({"protocol": "grpc", "endpoint": "http://127.0.0.1:4317"}, {})
+    assert config.traces.endpoint == "http://127.0.0.1:4317"
+
+
+def test_secrets_are_masked():
+    config = resolve({}, {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20s3cret"})
+    shown = repr(config) + str(config.as_dict())
+    assert "s3cret" not in shown
+    assert config.as_dict()["traces"]["headers"] == {"authorization": "***"}
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "accepted"),
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/protobuf, grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp", "http/protobuf, grpc"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "otlp, console, none"),
+        ("OTEL_LOGS_EXPORTER", "otlp,console", "otlp, console, none"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", "an integer > 0"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots", "an integer > 0"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "key=value pairs"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "bad key=1", "key=value pairs"),
+        ("OTEL_TRACES_SAMPLER", "sometimes", "always_on, always_off, traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5", "a number from 0 to 1"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "none, gzip, deflate"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "seconds"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "existing CA certificate"),
+        ("OTEL_PROPAGATORS", "tracecontext,nosuch", "tracecontext"),
+        ("OTEL_SHOWMAX_SHUTDOWN_TIMEOUT", "-2", "seconds >= 0"),
+        ("OTEL_SHOWMAX_LOG_FIELDS", "custom", "plain, otel, ecs"),
+    ],
+)
+def test_invalid_environment_names_variable_and_accepted_values(env, value, accepted):
+    with pytest.raises(ConfigError) as info:
+        resolve({}, {env: value})
+    message = str(info.value)
+    assert env in message
+    assert accepted in message
+
+
+def test_invalid_keyword_names_the_keyword():
+    with pytest.raises(ConfigError, match="keyword argument protocol.*http/protobuf, grpc"):
+        resolve({"protocol": "smoke-signals"}, {})
+    with pytest.raises(ConfigError, match="keyword argument no_such_option"):
+        resolve({"no_such_option": 1}, {})
+
+
+def test_header_values_are_not_echoed_in_errors():
+    with pytest.raises(ConfigError) as info:
+        resolve({}, {"OTEL_EXPORTER_OTLP_HEADERS": "authorization"})
+    assert "***" in str(info.value)
+
+
+def test_additive_redaction_lists_keep_the_builtins():
+    config = resolve({}, {"OTEL_SHOWMAX_REDACT_QUERY_PARAMS": "pin"})
+    assert "pin" in config.redact_query_params
+    assert "token" in config.redact_query_params
