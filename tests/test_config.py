@@ -96,3 +96,12 @@ def test_additive_redaction_lists_keep_the_builtins():
     config = resolve({}, {"OTEL_SHOWMAX_REDACT_QUERY_PARAMS": "pin"})
     assert "pin" in config.redact_query_params
     assert "token" in config.redact_query_params
+
+
+def test_docs_settings_table_is_current():
+    from pathlib import Path
+
+    from otel_showmax._settings import markdown_table
+
+    doc = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    assert markdown_table() in doc, "regenerate: python -m otel_showmax._settings > docs/settings.md"
