@@ -202,7 +202,11 @@ class BatchWorker:
         if self._pid != os.getpid() or self._abandoned:
             return True
         if self._stopped.wait(timeout):
-            return True
+            late = len(self._queue)  # appended while the thread was finishing
+            if late:
+                self._queue.clear()
+                self.stats.drop("shutdown", late)
+            return not late
         self._abandoned = True
         left = len(self._queue) + self._inflight
         self._queue.clear()
