@@ -1,0 +1,160 @@
+"""``otel-showmax receive``: the embedded receiver printing traces as they complete.
+
+Spans and logs arrive in batches, from several processes, in any order; a trace is printed once it
+has been quiet for ``quiet`` seconds and its root span is there (or after ``max_wait`` seconds of
+quiet without one).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ._render import render_logs, render_trace
+
+__all__ = ["TraceAssembler", "run_receive"]
+
+Item = dict[str, Any]
+
+
+@dataclass
+class _Pending:
+    spans: list[Item] = field(default_factory=list)
+    logs: list[Item] = field(default_factory=list)
+    last: float = 0.0
+
+
+class TraceAssembler:
+    """Group incoming spans and logs by trace and write each trace once it is complete.
+
+    Args:
+        write: Called with each rendered block of text.
+        quiet: Seconds without news for a trace before it is printed.
+        max_wait: Seconds of quiet after which a trace without its root (or logs without a
+            trace) is printed anyway.
+        color: Render with ANSI colours.
+        clock: Monotonic clock, replaceable in tests.
+    """
+
+    def __init__(self, write: Callable[[str], None], *, quiet: float = 1.0, max_wait: float = 5.0,
+                 color: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self._write = write
+        self._quiet = quiet
+        self._max_wait = max_wait
+        self._color = color
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._traces: dict[str, _Pending] = {}
+        self._loose = _Pending()
+
+    def add(self, signal_name: str, items: list[Item]) -> None:
+        """Receiver listener: take the items of one export request."""
+        if signal_name not in ("spans", "logs"):
+            return
+        now = self._clock()
+        with self._lock:
+            for item in items:
+                trace_id = item.get("trace_id") or ""
+                pending = self._traces.setdefault(trace_id, _Pending()) if trace_id else self._loose
+                (pending.spans if signal_name == "spans" else pending.logs).append(item)
+                pending.last = now
+
+    def flush(self, force: bool = False) -> int:
+        """Write every trace that is ready (all of them when ``force``); returns how many."""
+        now = self._clock()
+        ready: list[_Pending] = []
+        loose: list[Item] = []
+        with self._lock:
+            for trace_id, pending in list(self._traces.items()):
+                quiet_for = now - pending.last
+                has_root = any(not s.get("parent_span_id") for s in pending.spans)
+                if force or (quiet_for >= self._quiet and (has_root or quiet_for >= self._max_wait)):
+                    ready.append(self._traces.pop(trace_id))
+            if self._loose.logs and (force or now - self._loose.last >= self._quiet):
+                loose, self._loose = self._loose.logs, _Pending()
+        ready.sort(key=lambda p: min((s["start_time_unix_nano"] for s in p.spans), default=0))
+        for pending in ready:
+            if pending.spans:
+                self._write(render_trace(pending.spans, pending.logs, color=self._color) + "\n")
+            else:
+                loose.extend(pending.logs)
+        if loose:
+            self._write(render_logs(loose, color=self._color) + "\n")
+        return len(ready)
+
+
+def _printer(stream: TextIO) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
+
+
+def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, *, quiet: float = 1.0,
+                duration: float | None = None, port_file: str | None = None, color: bool | None = None,
+                stream: TextIO | None = None) -> int:
+    """Serve OTLP on ``host`` and print traces until SIGINT/SIGTERM (or ``duration`` seconds).
+
+    Returns:
+        The process exit status: 0, or 2 when a port cannot be bound.
+    """
+    from ._receiver_grpc import OTLPGrpcReceiver
+    from .receiver import OTLPReceiver
+
+    out = stream or sys.stdout
+    if color is None:
+        color = out.isatty() and "NO_COLOR" not in os.environ
+    assembler = TraceAssembler(_printer(out), quiet=quiet, color=color)
+    try:
+        http = OTLPReceiver(host, port, jsonl_path=jsonl).start()
+    except OSError as exc:
+        print(f"otel-showmax receive: cannot listen on {host}:{port} for OTLP/HTTP: {exc}", file=sys.stderr)
+        return 2
+    http.store.add_listener(assembler.add)
+    grpc_receiver = None
+    try:
+        if grpc_port is not None:
+            try:
+                grpc_receiver = OTLPGrpcReceiver(host, grpc_port, store=http.store).start()
+            except (OSError, RuntimeError) as exc:
+                print(f"otel-showmax receive: cannot listen on {host}:{grpc_port} for OTLP/gRPC: {exc} "
+                      "(use --grpc-port PORT or --no-grpc)", file=sys.stderr)
+                return 2
+        if port_file:
+            tmp = f"{port_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(str(http.port))
+            os.replace(tmp, port_file)
+        where = f"OTLP/HTTP on {http.endpoint}" + (f", OTLP/gRPC on {grpc_receiver.endpoint}" if grpc_receiver else "")
+        print(f"otel-showmax receive: {where}; printing traces (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        _serve(assembler, duration)
+    finally:
+        if grpc_receiver is not None:
+            grpc_receiver.stop()
+        http.stop()
+        assembler.flush(force=True)
+    return 0
+
+
+def _serve(assembler: TraceAssembler, duration: float | None) -> None:
+    done = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: done.set())
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while not done.wait(0.2):
+            assembler.flush()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
