@@ -1,0 +1,114 @@
+"""OTLP/HTTP span and log exporters that encode with otel_showmax._encode.
+
+They are upstream's exporters (opentelemetry-exporter-otlp-proto-http) with ``export()`` copied
+line for line, except for the encoding call: the same shutdown check, exporter metrics,
+``max_request_size`` check, HTTP client, retries and result mapping. The copy reads upstream's
+private ``_shutdown``, ``_metrics``, ``_max_request_size`` and ``_client`` and imports from its
+private ``_common`` module — this module is the only place that does, and tests/test_encode.py
+fails loudly when an upstream release renames them or changes the ``export()`` we copied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http import _log_exporter as _upstream_logs
+from opentelemetry.exporter.otlp.proto.http import trace_exporter as _upstream_spans
+from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+from ._encode import encode_logs, encode_spans
+
+__all__ = ["LeanOTLPLogExporter", "LeanOTLPSpanExporter"]
+
+# Upstream's module loggers: messages keep their names (and the log exporter's DuplicateFilter).
+_span_logger = logging.getLogger(_upstream_spans.__name__)
+_log_logger = logging.getLogger(_upstream_logs.__name__)
+
+
+class LeanOTLPSpanExporter(OTLPSpanExporter):
+    """``OTLPSpanExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        if self._shutdown:
+            _span_logger.warning("Exporter already shutdown, ignoring batch")
+            return SpanExportResult.FAILURE
+
+        with self._metrics.export_operation(len(spans)) as result:
+            try:
+                serialized_data = encode_spans(spans)
+            except Exception as error:
+                _span_logger.error("Failed to encode span batch: %s", error)
+                result.error = error
+                return SpanExportResult.FAILURE
+
+            if _is_request_too_large(serialized_data, self._max_request_size):
+                _span_logger.warning(
+                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                    len(serialized_data),
+                    self._max_request_size,
+                )
+                result.error = RequestPayloadTooLargeError(
+                    f"Serialized span request size {len(serialized_data)} "
+                    f"bytes exceeds max_request_size "
+                    f"{self._max_request_size} bytes."
+                )
+                return SpanExportResult.FAILURE
+
+            export_result = self._client.export(serialized_data)
+            if not export_result.success:
+                result.error = export_result.error
+                result.error_attrs = (
+                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                    if export_result.status_code is not None
+                    else None
+                )
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+
+class LeanOTLPLogExporter(OTLPLogExporter):
+    """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        if self._shutdown:
+            _log_logger.warning("Exporter already shutdown, ignoring batch")
+            return LogRecordExportResult.FAILURE
+
+        with self._metrics.export_operation(len(batch)) as result:
+            try:
+                serialized_data = encode_logs(batch)
+            except Exception as error:
+                _log_logger.error("Failed to encode logs batch: %s", error)
+                result.error = error
+                return LogRecordExportResult.FAILURE
+
+            if _is_request_too_large(serialized_data, self._max_request_size):
+                _log_logger.warning(
+                    "Dropping logs batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                    len(serialized_data),
+                    self._max_request_size,
+                )
+                result.error = RequestPayloadTooLargeError(
+                    f"Serialized logs request size {len(serialized_data)} "
+                    f"bytes exceeds max_request_size "
+                    f"{self._max_request_size} bytes."
+                )
+                return LogRecordExportResult.FAILURE
+
+            export_result = self._client.export(serialized_data)
+            if not export_result.success:
+                result.error = export_result.error
+                result.error_attrs = (
+                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                    if export_result.status_code is not None
+                    else None
+                )
+                return LogRecordExportResult.FAILURE
+        return LogRecordExportResult.SUCCESS
