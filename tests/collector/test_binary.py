@@ -1,0 +1,137 @@
+"""The built distribution: `components` matches the manifest, `validate` accepts and refuses configs,
+and collector/build.sh rebuilds only when needed and fails loudly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from . import _otelcol
+from ._otelcol import AGENT_YAML, BINARY, BUILD_SH, DEMO_YAML, GATEWAY_YAML, MANIFEST, REPO, clean_env, run_binary
+
+pytestmark = pytest.mark.collector
+
+
+def agent_env(pki: _otelcol.PKI, tmp: Path) -> dict[str, str]:
+    return {
+        "OTELCOL_AGENT_GATEWAY_ENDPOINT": "127.0.0.1:4417",
+        "OTELCOL_AGENT_GATEWAY_CA_FILE": str(pki.ca_cert),
+        "OTELCOL_AGENT_GATEWAY_TOKEN_FILE": str(pki.token_file),
+        "OTELCOL_AGENT_STORAGE_DIR": str(tmp / "agent"),
+    }
+
+
+def gateway_env(pki: _otelcol.PKI, tmp: Path) -> dict[str, str]:
+    return {
+        "OTELCOL_GATEWAY_TLS_CERT_FILE": str(pki.server_cert),
+        "OTELCOL_GATEWAY_TLS_KEY_FILE": str(pki.server_key),
+        "OTELCOL_GATEWAY_TOKEN_FILE": str(pki.accepted_tokens_file),
+        "OTELCOL_GATEWAY_BACKEND_ENDPOINT": "http://127.0.0.1:4319",
+        "OTELCOL_GATEWAY_STORAGE_DIR": str(tmp / "gateway"),
+    }
+
+
+def test_components_lists_exactly_what_the_manifest_promises(otelcol_binary):
+    proc = run_binary("components")
+    assert proc.returncode == 0, proc.stderr
+    out = yaml.safe_load(proc.stdout)
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert out["buildinfo"]["command"] == manifest["dist"]["name"]
+    assert out["buildinfo"]["version"] == manifest["dist"]["version"]
+    for kind in ("receivers", "processors", "exporters", "extensions", "providers"):
+        built = sorted(c["module"] for c in out.get(kind) or [])
+        promised = sorted(entry["gomod"] for entry in manifest.get(kind) or [])
+        assert built == promised, kind
+    assert not out.get("connectors")
+    names = {kind: sorted(c.get("name") or c.get("scheme") for c in out[kind])
+             for kind in ("receivers", "processors", "exporters", "extensions", "providers")}
+    assert names == {
+        "receivers": ["otlp"],
+        "processors": ["memory_limiter", "redaction", "resource"],
+        "exporters": ["debug", "otlp_grpc", "otlp_http"],
+        "extensions": ["bearertokenauth", "file_storage", "health_check"],
+        "providers": ["env", "file", "yaml"],
+    }
+
+
+def test_validate_passes_with_the_environment_set(otelcol_binary, pki, tmp_path):
+    for config, env in ((AGENT_YAML, agent_env(pki, tmp_path)), (GATEWAY_YAML, gateway_env(pki, tmp_path)),
+                        (DEMO_YAML, {"OTELCOL_DEMO_STORAGE_DIR": str(tmp_path / "demo")})):
+        proc = run_binary("validate", "--config", str(config), env=clean_env(env))
+        assert proc.returncode == 0, f"{config.name}: {proc.stderr}"
+
+
+# Each required variable, and the words the failure must contain to tell ops what is missing.
+REQUIRED = [
+    ("agent", "OTELCOL_AGENT_GATEWAY_ENDPOINT", ["otlp_grpc/gateway", "OTELCOL_AGENT_GATEWAY_ENDPOINT"]),
+    ("agent", "OTELCOL_AGENT_GATEWAY_TOKEN_FILE", ["bearertokenauth/gateway", "no bearer token"]),
+    ("gateway", "OTELCOL_GATEWAY_TLS_CERT_FILE", ["receivers::otlp::protocols::grpc", "certificate and key"]),
+    ("gateway", "OTELCOL_GATEWAY_TLS_KEY_FILE", ["receivers::otlp::protocols::grpc", "certificate and key"]),
+    ("gateway", "OTELCOL_GATEWAY_TOKEN_FILE", ["bearertokenauth/agents", "no bearer token"]),
+    ("gateway", "OTELCOL_GATEWAY_BACKEND_ENDPOINT", ["otlp_http/backend", "endpoint"]),
+]
+
+
+@pytest.mark.parametrize(("which", "variable", "words"), REQUIRED, ids=[r[1] for r in REQUIRED])
+def test_validate_fails_clearly_without_a_required_variable(otelcol_binary, pki, tmp_path, which, variable, words):
+    env = agent_env(pki, tmp_path) if which == "agent" else gateway_env(pki, tmp_path)
+    config = AGENT_YAML if which == "agent" else GATEWAY_YAML
+    del env[variable]
+    proc = run_binary("validate", "--config", str(config), env=clean_env(env))
+    assert proc.returncode != 0
+    message = proc.stderr + proc.stdout
+    for word in words:
+        assert word in message, f"missing {variable}: {message!r} does not say {word!r}"
+
+
+def test_starting_without_a_required_variable_names_it(otelcol_binary, tmp_path):
+    """At start the collector also names every unset variable the config references."""
+    proc = run_binary("--config", str(GATEWAY_YAML), env=clean_env({"OTELCOL_GATEWAY_STORAGE_DIR": str(tmp_path)}),
+                      timeout=30)
+    assert proc.returncode != 0
+    for variable in ("OTELCOL_GATEWAY_TLS_CERT_FILE", "OTELCOL_GATEWAY_TOKEN_FILE", "OTELCOL_GATEWAY_BACKEND_ENDPOINT"):
+        assert variable in proc.stderr
+
+
+def test_build_script_is_a_no_op_when_the_manifest_is_unchanged(otelcol_binary):
+    before = BINARY.stat().st_mtime_ns
+    proc = subprocess.run([str(BUILD_SH)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stderr
+    assert BINARY.stat().st_mtime_ns == before
+
+
+def test_build_script_fails_loudly_without_go(tmp_path):
+    """No Go on PATH: build.sh exits non-zero with a clear message (and the tests then fail, not skip)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("dirname", "cat", "sha256sum", "cut", "mkdir", "sed"):
+        found = shutil.which(tool)
+        assert found, tool
+        os.symlink(found, bindir / tool)
+    bash = shutil.which("bash")
+    assert bash
+    proc = subprocess.run([bash, str(BUILD_SH)], env={"PATH": str(bindir), "HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "Go is not installed" in proc.stderr
+
+
+def test_build_script_fails_loudly_when_the_build_fails(otelcol_binary, tmp_path):
+    """A manifest naming a module version that does not exist: non-zero exit, no stamp, no binary."""
+    work = tmp_path / "collector"
+    work.mkdir()
+    shutil.copy(BUILD_SH, work / "build.sh")
+    text = MANIFEST.read_text().replace("redactionprocessor v0.165.1", "redactionprocessor v0.0.999")
+    assert "v0.0.999" in text
+    (work / "manifest.yaml").write_text(text)
+    proc = subprocess.run([str(work / "build.sh")], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    assert "ERROR" in proc.stderr
+    assert not (work / "_build" / ".stamp").exists()
+    assert not (work / "_build" / "otelcol-showmax").exists()
