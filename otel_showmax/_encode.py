@@ -59,6 +59,8 @@ _DOUBLE = struct.Struct("<Bd").pack  # AnyValue.double_value (4)
 def _varint_loop(n: int) -> bytes:
     if n < 0:
         raise _Fallback
+    if 0x4000 <= n < 0x200000:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -210,9 +212,19 @@ def _key_value(key: Any, value: Any) -> bytes:
     field = _KEY_FIELD.get(key)
     if field is None:
         field = _key_field(key)
-    av = _any_value(value)
-    body = field + b"\x12" + _uvarint(len(av)) + av
-    return _uvarint(len(body)) + body
+    t = type(value)
+    if t is str:  # the common cases inline
+        b = value.encode()
+        n = len(b)
+        av = b"\x0a" + (_VARINT[n] if n < 4096 else _uvarint(n)) + b
+    elif t is int and 0 <= value < 4096:
+        av = b"\x18" + _VARINT[value]
+    else:
+        av = _any_value(value)
+    n = len(av)
+    body = field + b"\x12" + (_VARINT[n] if n < 4096 else _uvarint(n)) + av
+    n = len(body)
+    return (_VARINT[n] if n < 4096 else _uvarint(n)) + body
 
 
 def _cached_pair(cache: dict[str, dict[Any, bytes]], key: str, value: Any) -> bytes:
@@ -239,9 +251,12 @@ def _attributes(tag: bytes, attributes: Any) -> bytes:
     if not attributes:
         return b""
     t = type(attributes)
-    if t is not dict:
+    if t is BoundedAttributes or t is MappingProxyType:
         # A plain dict iterates in C; BoundedAttributes' own iteration takes a lock per key.
-        attributes = attributes.copy() if t is BoundedAttributes or t is MappingProxyType else dict(attributes.items())
+        try:
+            attributes = attributes.copy()
+        except AttributeError:  # a proxy of a mapping without copy(): iterate it as upstream does
+            pass
     parts: list[bytes] = []
     append = parts.append
     str_pairs = _STR_PAIRS
@@ -308,14 +323,26 @@ def _encode_request(items: Sequence[Any], encode_item: Callable[[Any], bytes]) -
         records.append(b"\x12" + (_VARINT[n] if n < 4096 else _uvarint(n)))
         records.append(encoded)
 
-    out = []
+    # One join at the end: message lengths are summed, not measured on joined copies.
+    out: list[bytes] = []
     for resource, _, by_scope in by_resource.values():
-        blocks = [_resource_field(resource)]
+        resource_field = _resource_field(resource)
+        resource_schema = _string(b"\x1a", resource.schema_url)
+        head_at = len(out)
+        out.append(b"")  # ResourceSpans/ResourceLogs tag and length, filled in below
+        out.append(resource_field)
+        size = len(resource_field) + len(resource_schema)
         for scope, records in by_scope.items():
+            scope_field = _scope_field(scope)
             schema = _string(b"\x1a", scope.schema_url) if scope is not None else b""
-            blocks.append(_message(b"\x12", _scope_field(scope) + b"".join(records) + schema))
-        blocks.append(_string(b"\x1a", resource.schema_url))
-        out.append(_message(b"\x0a", b"".join(blocks)))
+            scope_size = len(scope_field) + sum(map(len, records)) + len(schema)
+            head = b"\x12" + _uvarint(scope_size) + scope_field
+            out.append(head)
+            out.extend(records)
+            out.append(schema)
+            size += len(head) + scope_size - len(scope_field)
+        out.append(resource_schema)
+        out[head_at] = b"\x0a" + _uvarint(size)
     return b"".join(out)
 
 

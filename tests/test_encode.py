@@ -14,6 +14,8 @@ import math
 import random
 import textwrap
 import threading
+from collections import OrderedDict, defaultdict, namedtuple
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 
@@ -38,6 +40,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 
 from otel_showmax import _encode
 from otel_showmax._lean_exporters import LeanOTLPLogExporter, LeanOTLPSpanExporter
+
+Version = namedtuple("Version", "major minor")
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -228,8 +232,32 @@ def test_values_that_are_subclasses_or_other_collections():
         "range": range(3), "bytearray": bytearray(b"ab"), "proxy": MappingProxyType({"k": "v", 1: 2}),
         "tuple-of-enums": (Code.OK, Name.A), "dict-int-keys": {1: "one", None: "none", "": "empty key"},
     }
-    span = ReadableSpan("raw", context=SpanContext(1, 2, False), attributes=attributes)
-    assert_spans_identical([span])
+    class Pairs(Mapping):  # a Mapping that is not a dict, holding the attributes itself
+        def __init__(self, data):
+            self._data = data
+
+        def __getitem__(self, key):
+            return self._data[key]
+
+        def __iter__(self):
+            return iter(self._data)
+
+        def __len__(self):
+            return len(self._data)
+
+    class Items(Sequence):
+        def __getitem__(self, i):
+            return ["x", "y"][i]
+
+        def __len__(self):
+            return 2
+
+    attributes.update({"ordered": OrderedDict(b=1, a=2), "default": defaultdict(int, z=0), "custom-map": Pairs({"k": 1}),
+                       "custom-seq": Items(), "named": Version(1, 2)})
+    spans = [ReadableSpan("raw", context=SpanContext(1, 2, False), attributes=attributes),
+             ReadableSpan("custom", context=SpanContext(1, 2, False), attributes=Pairs({"a": "b", "c": 1})),
+             ReadableSpan("proxy", context=SpanContext(1, 2, False), attributes=MappingProxyType({"a": "b"}))]
+    assert_spans_identical(spans)
 
 
 def test_edge_values_of_the_span_itself():
