@@ -1,0 +1,51 @@
+"""gunicorn settings for the benchmark: count requests served by the worker and report them at exit.
+
+The count comes from a thin WSGI wrapper installed in every configuration alike (one function
+call per request), so the runner can check that the receiver got one span per request served.
+``BENCH_STATS`` names the JSON file the worker writes when it exits.
+"""
+
+import json
+import os
+
+# wrapper/setup configurations use otel_showmax's gunicorn hooks, as its README asks users to.
+OTEL_SHOWMAX = os.environ.get("BENCH_OTEL_SHOWMAX") == "1"
+
+
+def post_fork(server, worker):
+    if OTEL_SHOWMAX:
+        from otel_showmax import gunicorn as hooks
+
+        hooks.post_fork(server, worker)
+
+loglevel = "warning"
+accesslog = None
+
+
+def post_worker_init(worker):
+    inner = worker.wsgi
+    count = [0]
+
+    def counted(environ, start_response):
+        count[0] += 1
+        return inner(environ, start_response)
+
+    worker.wsgi = counted
+    worker.bench_count = count
+
+
+def worker_exit(server, worker):
+    path = os.environ.get("BENCH_STATS")
+    if path:
+        write_stats(path, worker)
+    if OTEL_SHOWMAX:
+        from otel_showmax import gunicorn as hooks
+
+        hooks.worker_exit(server, worker)
+
+
+def write_stats(path, worker):
+    count = getattr(worker, "bench_count", [0])[0]
+    cpu = os.times()
+    with open(path, "w") as f:
+        json.dump({"served": count, "pid": os.getpid(), "cpu_s": cpu.user + cpu.system}, f)

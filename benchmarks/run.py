@@ -1,0 +1,565 @@
+"""Benchmark runner: instrumentation overhead and faulty collectors, one command.
+
+    .venv/bin/python benchmarks/run.py                 # overhead + faults, 3 rounds x 10 s
+    .venv/bin/python benchmarks/run.py --quick         # 1 round x 3 s, to iterate
+    .venv/bin/python benchmarks/run.py --only overhead --rounds 5 --seconds 15
+
+Serves the catalogue endpoint (20 titles as JSON, one application log line per request) with
+``gunicorn -k gevent -w 1`` on a free 127.0.0.1 port and loads it with wrk, alternating the
+configurations A B C ... A B C ... for several rounds. Each instrumented run exports to a live
+OTLP receiver in its own process (``python -m otel_showmax.receiver``, never sharing the
+benchmarked GIL); after the server has exited the runner checks that the receiver got exactly one
+server span, and the expected log records, per request the worker served. A run that lost
+telemetry is reported and marked as not counting.
+
+Ratios are always taken against the uninstrumented (or, for faults, the live) run of the same
+round; the tables give medians over rounds. CPU per request is the worker process's user+system
+time (from /proc/PID/stat, export threads included) over the measured wrk phase divided by the
+requests wrk completed in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MAIN_BIN = Path(sys.executable).parent  # the main virtualenv (otel_showmax installed)
+RESULTS = HERE / "results"
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import upstream_env  # noqa: E402
+
+SERVICE = "catalogue-bench"
+APP_LOGGER = "catalogue.api"
+APP_LOG_TEXT = "listed 20 of 120 titles"
+REQUEST_LOGGER = "otel_showmax.request"
+URL_PATH = "/titles"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """user + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> float:
+    """Signal a process we started, by PID; return seconds until it exited (SIGKILL after timeout)."""
+    start = time.monotonic()
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            return float("inf")
+    return time.monotonic() - start
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk(url: str, seconds: float, connections: int, threads: int = 1) -> Load:
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
+    out = subprocess.run(
+        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    return Load(requests, seconds, rps, p50, p99, errors)
+
+
+# ----------------------------------------------------------------------------------- configurations
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    python_bin: Path  # the virtualenv's bin/
+    wrapper: bool  # run under opentelemetry-instrument
+    app_mode: str  # catalogue_app BENCH_APP_MODE
+    spans: int  # expected server spans per request
+    app_logs: int  # expected exported application log records per request
+    request_logs: int  # expected exported request log records per request
+
+
+def has_request_log() -> bool:
+    """Whether this checkout's otel_showmax writes a request log per request (otel_showmax/falcon.py)."""
+    return (ROOT / "otel_showmax" / "falcon.py").exists()
+
+
+def variants() -> dict[str, Variant]:
+    up = upstream_env.VENV / "bin"
+    req = 1 if has_request_log() else 0
+    return {
+        "bare": Variant("bare", "uninstrumented", MAIN_BIN, False, "plain", 0, 0, 0),
+        "upstream": Variant("upstream", "upstream opentelemetry-instrument (distro defaults, logs on)",
+                            up, True, "plain", 1, 1, 0),
+        "wrapper": Variant("wrapper", "otel_showmax via opentelemetry-instrument", MAIN_BIN, True, "plain", 1, 1, req),
+        "setup": Variant("setup", "otel_showmax via setup()", MAIN_BIN, False, "setup", 1, 1, req),
+        "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
+    }
+
+
+def base_env() -> dict[str, str]:
+    """The parent environment without anything that would configure telemetry differently."""
+    drop = ("OTEL_", "BENCH_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k not in ("PYTHONPATH",)}
+    env["PYTHONUNBUFFERED"] = "0"
+    return env
+
+
+def telemetry_env(endpoint: str, protocol: str) -> dict[str, str]:
+    """The same OTel settings for every instrumented configuration (honest baselines)."""
+    return {
+        "OTEL_SERVICE_NAME": SERVICE,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+
+
+# ------------------------------------------------------------------------------------------ one run
+@dataclass
+class Run:
+    config: str
+    round: int
+    load: dict[str, Any] = field(default_factory=dict)
+    warmup_requests: int = 0
+    served: int | None = None
+    cpu_us_per_req: float | None = None
+    receiver_cpu_us_per_req: float | None = None
+    exit_s: float | None = None
+    received: dict[str, int] = field(default_factory=dict)
+    expected: dict[str, int] = field(default_factory=dict)
+    verified: bool | None = None  # None: nothing to verify (uninstrumented)
+    note: str = ""
+
+
+class LiveReceiver:
+    """The package's OTLP receiver in its own process (HTTP, optionally gRPC), for one run."""
+
+    def __init__(self, grpc: bool = False) -> None:
+        from otel_showmax.receiver import ReceiverProcess
+
+        self.proc = ReceiverProcess(grpc=grpc).start()
+
+    def counts(self) -> dict[str, int]:
+        got = self.proc.read_jsonl()
+        spans = [s for s in got["spans"] if s.get("resource", {}).get("service.name") == SERVICE]
+        logs = got["logs"]
+        return {
+            "spans": sum(1 for s in spans if s.get("kind") in ("SERVER", "SPAN_KIND_SERVER", "2")),
+            "spans_total": len(spans),
+            "app_logs": sum(1 for r in logs if APP_LOG_TEXT in str(r.get("body"))),
+            "request_logs": sum(1 for r in logs if r.get("scope") == REQUEST_LOGGER),
+            "logs_total": len(logs),
+            "metric_points": len(got["metrics"]),
+        }
+
+    def cpu_s(self) -> float:
+        try:
+            return proc_cpu_s(self.proc.pid)
+        except (OSError, RuntimeError):
+            return 0.0
+
+    def close(self) -> None:
+        self.proc.stop()
+
+
+def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_path: Path,
+          port: int) -> subprocess.Popen:
+    env = {**base_env(), **env_extra, "BENCH_APP_MODE": variant.app_mode, "BENCH_STATS": str(stats_path)}
+    if variant.python_bin == MAIN_BIN and (variant.wrapper or variant.app_mode == "setup"):
+        env["BENCH_OTEL_SHOWMAX"] = "1"  # otel_showmax's gunicorn hooks, as its README says
+    gunicorn = [str(variant.python_bin / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
+                "-c", str(HERE / "gunicorn_conf.py"), "--chdir", str(HERE), "catalogue_app:app"]
+    cmd = ([str(variant.python_bin / "opentelemetry-instrument")] if variant.wrapper else []) + gunicorn
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(cmd, env=env, cwd=str(HERE), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: str | None = None,
+            protocol: str = "http/protobuf", receiver: LiveReceiver | None = None, name: str | None = None,
+            env_over: dict[str, str] | None = None) -> Run:
+    """Serve, warm up, load, SIGTERM the master (load stopped first), verify what the receiver got."""
+    run = Run(config=name or variant.name, round=rnd)
+    tmp = Path(tempfile.mkdtemp(prefix="otel-showmax-bench-"))
+    log_path, stats_path = tmp / "server.log", tmp / "stats.json"
+    port = free_port()
+    env_extra: dict[str, str] = {}
+    if endpoint is not None:
+        env_extra.update(telemetry_env(endpoint, protocol))
+    if variant.app_mode == "naive" and receiver is not None:
+        env_extra["BENCH_NAIVE_ENDPOINT"] = receiver.proc.endpoint
+        env_extra["OTEL_SERVICE_NAME"] = SERVICE
+    env_extra.update(env_over or {})
+    proc = serve(variant, env_extra, log_path, stats_path, port)
+    url = f"http://127.0.0.1:{port}{URL_PATH}"
+    ok = False
+    try:
+        wait_port(port, proc)
+        warm = wrk(url, args.warmup, args.connections)
+        run.warmup_requests = warm.requests
+        workers = children(proc.pid)
+        worker = workers[0] if workers else None
+        rcv0 = receiver.cpu_s() if receiver else 0.0
+        cpu0 = proc_cpu_s(worker) if worker else 0.0
+        load = wrk(url, args.seconds, args.connections)
+        cpu1 = proc_cpu_s(worker) if worker else 0.0
+        rcv1 = receiver.cpu_s() if receiver else 0.0
+        run.load = asdict(load)
+        if load.requests and worker:
+            run.cpu_us_per_req = (cpu1 - cpu0) / load.requests * 1e6
+        if load.requests and receiver:
+            run.receiver_cpu_us_per_req = (rcv1 - rcv0) / load.requests * 1e6
+        ok = True
+    finally:
+        run.exit_s = stop(proc, signal.SIGTERM, timeout=60)
+        if not ok:
+            sys.stderr.write(log_path.read_text(errors="replace")[-3000:])
+    try:
+        run.served = json.loads(stats_path.read_text())["served"]
+    except (OSError, ValueError, KeyError):
+        run.note += "worker wrote no stats; "
+    if receiver is not None and run.served is not None:
+        want = {
+            "spans": variant.spans * run.served,
+            "app_logs": variant.app_logs * run.served,
+            "request_logs": variant.request_logs * run.served,
+        }
+        run.expected = want
+        deadline = time.monotonic() + args.settle
+        while True:
+            got = receiver.counts()
+            if all(got[k] >= n for k, n in want.items()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        time.sleep(0.3)  # anything late (duplicates) shows up too
+        run.received = receiver.counts()
+        run.verified = all(run.received[k] == n for k, n in want.items())
+        if not run.verified:
+            run.note += "telemetry mismatch: " + ", ".join(
+                f"{k} {run.received[k]}/{n}" for k, n in want.items() if run.received[k] != n) + "; "
+    errors = run.load.get("errors", 0)
+    if errors:
+        run.note += f"{errors} wrk errors; "
+    if not args.keep_logs:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        run.note += f"logs in {tmp}; "
+    return run
+
+
+# ------------------------------------------------------------------------------------- the suites
+def overhead(args: argparse.Namespace) -> list[Run]:
+    table = variants()
+    names = args.configs
+    if "upstream" in names:
+        upstream_env.ensure()
+    runs: list[Run] = []
+    for rnd in range(1, args.rounds + 1):
+        for name in names:
+            variant = table[name]
+            receiver = LiveReceiver() if name != "bare" else None
+            try:
+                run = one_run(variant, rnd, args, endpoint=receiver.proc.endpoint if receiver else None,
+                              receiver=receiver)
+            finally:
+                if receiver:
+                    receiver.close()
+            runs.append(run)
+            progress(run)
+    return runs
+
+
+def faults(args: argparse.Namespace) -> list[Run]:
+    from otel_showmax.receiver import Blackhole
+
+    table = variants()
+    runs: list[Run] = []
+    targets = args.fault_configs
+    if "upstream" in targets:
+        upstream_env.ensure()
+    for protocol in args.protocols:
+        for rnd in range(1, args.rounds + 1):
+            for target in targets:
+                variant = table[target]
+                for mode in ("live", "dead", "blackhole"):
+                    name = f"{target}/{protocol}/{mode}"
+                    receiver = hole = None
+                    try:
+                        if mode == "live":
+                            receiver = LiveReceiver(grpc=protocol == "grpc")
+                            endpoint = receiver.proc.grpc_endpoint if protocol == "grpc" else receiver.proc.endpoint
+                        elif mode == "dead":
+                            endpoint = f"http://127.0.0.1:{free_port()}"
+                        else:
+                            hole = Blackhole().start()
+                            endpoint = hole.endpoint
+                        run = one_run(variant, rnd, args, endpoint=endpoint, protocol=protocol, receiver=receiver,
+                                      name=name)
+                    finally:
+                        if receiver:
+                            receiver.close()
+                        if hole:
+                            hole.stop()
+                    runs.append(run)
+                    progress(run)
+    return runs
+
+
+def progress(run: Run) -> None:
+    load = run.load
+    ver = {None: "-", True: "ok", False: "MISMATCH"}[run.verified]
+    cpu = f"{run.cpu_us_per_req:.0f}" if run.cpu_us_per_req else "?"
+    print(f"  round {run.round} {run.config:<28} {load.get('rps', 0):8.0f} req/s  p50 {load.get('p50_ms', 0):6.2f} ms"
+          f"  p99 {load.get('p99_ms', 0):7.2f} ms  cpu {cpu:>4} us/req  exit {run.exit_s:5.2f} s  telemetry {ver}"
+          + (f"  ({run.note.strip()})" if run.note else ""), file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ report
+def med(values: list[float]) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
+    """Per configuration: medians over rounds, and median of per-round ratios to its baseline run."""
+    by_round: dict[tuple[str, int], Run] = {(r.config, r.round): r for r in runs}
+    out = []
+    for config in dict.fromkeys(r.config for r in runs):
+        mine = [r for r in runs if r.config == config]
+        ratios, p50r, p99r, cpur = [], [], [], []
+        for r in mine:
+            base = by_round.get((baseline_of(config), r.round))
+            if base and base.load and r.load:
+                ratios.append(r.load["rps"] / base.load["rps"])
+                p50r.append(r.load["p50_ms"] / base.load["p50_ms"])
+                p99r.append(r.load["p99_ms"] / base.load["p99_ms"])
+                if r.cpu_us_per_req and base.cpu_us_per_req:
+                    cpur.append(r.cpu_us_per_req / base.cpu_us_per_req)
+        out.append({
+            "config": config,
+            "rounds": len(mine),
+            "rps": med([r.load.get("rps") for r in mine]),
+            "p50_ms": med([r.load.get("p50_ms") for r in mine]),
+            "p99_ms": med([r.load.get("p99_ms") for r in mine]),
+            "rps_ratio": med(ratios),
+            "rps_ratio_min": min(ratios) if ratios else float("nan"),
+            "p50_ratio": med(p50r),
+            "p99_ratio": med(p99r),
+            "cpu_us_per_req": med([r.cpu_us_per_req for r in mine]),
+            "cpu_ratio": med(cpur),
+            "receiver_cpu_us_per_req": med([r.receiver_cpu_us_per_req for r in mine]),
+            "exit_s_max": max((r.exit_s for r in mine if r.exit_s is not None), default=float("nan")),
+            "verified": ("-" if all(r.verified is None for r in mine)
+                         else f"{sum(1 for r in mine if r.verified)}/{len(mine)}"),
+            "requests_served": sum(r.served or 0 for r in mine),
+            "received": {k: sum(r.received.get(k, 0) for r in mine) for k in ("spans", "app_logs", "request_logs")},
+            "expected": {k: sum(r.expected.get(k, 0) for r in mine) for k in ("spans", "app_logs", "request_logs")},
+            "errors": sum(r.load.get("errors", 0) for r in mine),
+        })
+    return out
+
+
+def overhead_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    lines = [
+        "| configuration | req/s | ratio to bare | p50 ms (ratio) | p99 ms (ratio) | worker CPU µs/req (ratio) "
+        "| telemetry verified (spans / app logs / request logs received÷expected) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rec, exp = r["received"], r["expected"]
+        tel = "—" if r["verified"] == "-" else (
+            f"{r['verified']} runs ok; " + " / ".join(f"{rec[k]}÷{exp[k]}" for k in ("spans", "app_logs", "request_logs")))
+        lines.append(
+            f"| {labels.get(r['config'], r['config'])} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} "
+            f"(min {r['rps_ratio_min']:.2f}) | {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) "
+            f"| {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) | {r['cpu_us_per_req']:.0f} ({r['cpu_ratio']:.2f}) | {tel} |")
+    return "\n".join(lines)
+
+
+def faults_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| configuration / protocol / collector | req/s | ratio to live | p50 ms (ratio) | p99 ms (ratio) "
+        "| worker CPU µs/req | exit after SIGTERM, max s | telemetry (live runs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rec, exp = r["received"], r["expected"]
+        tel = "—" if r["verified"] == "-" else (
+            f"{r['verified']} ok; spans {rec['spans']}÷{exp['spans']}")
+        lines.append(
+            f"| {r['config']} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} (min {r['rps_ratio_min']:.2f}) "
+            f"| {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) | {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) "
+            f"| {r['cpu_us_per_req']:.0f} | {r['exit_s_max']:.2f} | {tel} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("overhead", "faults"), help="run one suite (default: both)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured wrk phase per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up per run (not measured)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--configs", default="bare,upstream,wrapper,setup,naive",
+                        help="overhead configurations, in alternation order (bare is the baseline)")
+    parser.add_argument("--fault-configs", default="setup", help="configurations for the fault suite (setup, upstream…)")
+    parser.add_argument("--protocols", default="http/protobuf,grpc")
+    parser.add_argument("--settle", type=float, default=20.0, help="max seconds to wait for the receiver to catch up")
+    parser.add_argument("--quick", action="store_true", help="1 round x 3 s, 1 s warm-up")
+    parser.add_argument("--keep-logs", action="store_true", help="keep each run's server log")
+    parser.add_argument("--json", help="write all runs and summaries here (default: benchmarks/results/<utc>.json)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds, args.warmup = 1, 3.0, 1.0
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    args.fault_configs = [c.strip() for c in args.fault_configs.split(",") if c.strip()]
+    args.protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    unknown = set(args.configs + args.fault_configs) - set(variants())
+    if unknown:
+        parser.error(f"unknown configuration(s) {sorted(unknown)}; use {sorted(variants())}")
+    if "bare" not in args.configs and args.only != "faults":
+        parser.error("--configs must include bare (the baseline)")
+
+    info = machine()
+    exe = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    info["command"] = " ".join([exe, os.path.relpath(__file__, ROOT), *(sys.argv[1:] if argv is None else argv)])
+    info["settings"] = {k: getattr(args, k) for k in ("rounds", "seconds", "warmup", "connections")}
+    print(f"# benchmarks {info['date_utc']}, nproc {info['nproc']}, load {info['loadavg_start']}, "
+          f"{args.rounds} rounds x {args.seconds:g} s, wrk -t1 -c{args.connections}", file=sys.stderr)
+    report: dict[str, Any] = {"machine": info}
+    out_lines = [f"Machine: {info['nproc']} cores, Python {info['python']}, {info['platform']}; "
+                 f"date {info['date_utc']}; {args.rounds} rounds x {args.seconds:g} s (+{args.warmup:g} s warm-up), "
+                 f"wrk -t1 -c{args.connections}; load average at start {info['loadavg_start'][0]:.2f}."]
+    labels = {k: v.label for k, v in variants().items()}
+    if args.only in (None, "overhead"):
+        print("## overhead", file=sys.stderr)
+        runs = overhead(args)
+        rows = summarize(runs, lambda c: "bare")
+        report["overhead"] = {"runs": [asdict(r) for r in runs], "summary": rows}
+        out_lines += ["", "### Overhead (ratios to the uninstrumented run of the same round; medians)", "",
+                      overhead_table(rows, labels)]
+        by = {r["config"]: r for r in rows}
+        if "upstream" in by and "setup" in by:
+            ups = [r for r in runs if r.config == "upstream"]
+            per_round = []
+            for r in runs:
+                if r.config == "setup":
+                    u = next((x for x in ups if x.round == r.round), None)
+                    b = next((x for x in runs if x.config == "bare" and x.round == r.round), None)
+                    if u and b and u.load and b.load:
+                        per_round.append((r.load["rps"] / b.load["rps"]) / (u.load["rps"] / b.load["rps"]))
+            out_lines += ["", f"otel_showmax setup() ratio ÷ upstream ratio, per round: "
+                              f"{', '.join(f'{x:.2f}' for x in per_round)} (median {med(per_round):.2f})"]
+    if args.only in (None, "faults"):
+        print("## faults", file=sys.stderr)
+        runs = faults(args)
+        rows = summarize(runs, lambda c: c.rsplit("/", 1)[0] + "/live")
+        report["faults"] = {"runs": [asdict(r) for r in runs], "summary": rows}
+        out_lines += ["", "### Faulty collectors (ratios to the live run of the same round; medians)", "",
+                      faults_table(rows)]
+    text = "\n".join(out_lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    path = Path(args.json) if args.json else RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    report["markdown"] = text
+    path.write_text(json.dumps(report, indent=1, default=str))
+    print(f"\n(full results: {path})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())
