@@ -355,6 +355,9 @@ _KIND = {
     SpanKind.PRODUCER: b"\x30\x04",
     SpanKind.CONSUMER: b"\x30\x05",
 }
+_SERVER = SpanKind.SERVER
+_SERVER_KIND = _KIND[_SERVER]
+_UNSET, _OK, _ERROR = StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)  # Span.flags (16): HAS_IS_REMOTE
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)  # ... | IS_REMOTE
 _LINK_FLAGS_LOCAL = _FIXED32(0x35, 0x100)  # Link.flags (6)
@@ -378,11 +381,11 @@ def _status(status: Any) -> bytes:
     code = status.status_code
     description = status.description
     if description is None:
-        if code is StatusCode.UNSET:
+        if code is _UNSET:
             return b"\x7a\x00"
-        if code is StatusCode.OK:
+        if code is _OK:
             return b"\x7a\x02\x18\x01"
-        if code is StatusCode.ERROR:
+        if code is _ERROR:
             return b"\x7a\x02\x18\x02"
     value = code.value
     return _message(b"\x7a", _string(b"\x12", description) + (b"\x18" + _int32(value) if value else b""))
@@ -420,7 +423,8 @@ def _span(span: Any) -> bytes:
     """The body of a Span message, as upstream's _encode_span."""
     context = span.get_span_context()
     parent = span.parent
-    parts = [_ids(context.trace_id, context.span_id)]
+    trace_id = context.trace_id
+    parts = [_IDS(0x0A, 0x10, trace_id >> 64, trace_id & _M64, 0x12, 0x08, context.span_id)]
     trace_state = context.trace_state
     if trace_state:
         parts.append(_trace_state(trace_state))
@@ -434,8 +438,11 @@ def _span(span: Any) -> bytes:
             _NAME_FIELD.clear()
         _NAME_FIELD[name] = field
     parts.append(field)
-    parts.append(_KIND[span.kind])
-    parts.append(_time_fields(span.start_time, span.end_time))
+    kind = span.kind
+    parts.append(_SERVER_KIND if kind is _SERVER else _KIND[kind])  # Enum hashing is slow Python
+    start = span.start_time
+    end = span.end_time
+    parts.append(_TWO_FIXED64(0x39, start, 0x41, end) if start and end else _time_fields(start, end))
     attributes = span.attributes
     if attributes:
         parts.append(_attributes(b"\x4a", attributes))

@@ -692,3 +692,35 @@ def test_export_results_match_upstream_on_failures(receiver):
             is LogRecordExportResult.FAILURE
     assert sum(receiver.requests.values()) == sent  # too large: dropped before sending
     assert receiver.spans == [] and receiver.logs == []
+
+
+def test_records_made_by_our_logging_bridge():
+    """The records otel_showmax's bridge hands to the exporter (ReadWriteLogRecord, stdlib extras)."""
+    import logging
+    import sys
+
+    from otel_showmax._bridge import Converter, _Pending
+
+    resource = Resource.create({"service.name": "bridge"})
+    converter = Converter(lambda: resource, LogRecordLimits(), frozenset({"otelTraceID", "otelSpanID"}))
+    context = remote_context(0xDEADBEEF, 0xBEEF)
+    pending = []
+    for i, (level, extra) in enumerate([
+        (logging.INFO, {"http.route": "/titles", "user_id": 42, "ratio": 0.5, "tags": ["a", "b"], "ok": True}),
+        (logging.WARNING, {"event.name": "legacy.event", "payload": {"nested": [1, {"x": None}]}}),
+        (logging.ERROR, {"obj": object(), "otel.event.name": "app.failed"}),
+        (logging.CRITICAL, {}),
+        (logging.DEBUG, {"otelTraceID": "injected, not exported"}),
+    ]):
+        exc_info = None
+        if level == logging.ERROR:
+            try:
+                raise ValueError("bad value ü")
+            except ValueError:
+                exc_info = sys.exc_info()
+        record = logging.LogRecord(f"app.module{i % 2}", level, "/srv/app.py", 10 + i, "message %s", (i,), exc_info)
+        record.__dict__.update(extra)
+        pending.append(_Pending(record, context if i % 2 else None, record.getMessage(), 1_700_000_000_000_000_000 + i))
+    records = converter(pending)
+    assert len(records) == 5
+    assert_logs_identical(records)
