@@ -97,7 +97,8 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
     return write
 
 
-def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, *, quiet: float = 1.0,
+def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, *, otlp_json: str | None = None,
+                quiet: float = 1.0,
                 duration: float | None = None, port_file: str | None = None, color: bool | None = None,
                 stream: TextIO | None = None) -> int:
     """Serve OTLP on ``host`` and print traces until SIGINT/SIGTERM (or ``duration`` seconds).
@@ -113,7 +114,7 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
         color = out.isatty() and "NO_COLOR" not in os.environ
     assembler = TraceAssembler(_printer(out), quiet=quiet, color=color)
     try:
-        http = OTLPReceiver(host, port, jsonl_path=jsonl).start()
+        http = OTLPReceiver(host, port, jsonl_path=jsonl, otlp_json_path=otlp_json).start()
     except OSError as exc:
         print(f"otel-showmax receive: cannot listen on {host}:{port} for OTLP/HTTP: {exc}", file=sys.stderr)
         return 2

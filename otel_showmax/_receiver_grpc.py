@@ -38,16 +38,18 @@ class OTLPGrpcReceiver(StoreView):
         mode: ``live``, ``blackhole`` (never answers until the deadline or stop) or
             ``status:CODE`` (HTTP code mapped to a gRPC status, e.g. 503 → UNAVAILABLE).
         jsonl_path: Append each decoded item as a JSON line (see ``OTLPReceiver``).
+        otlp_json_path: Append each export request as one line of OTLP/JSON.
         max_body: Largest accepted message in bytes.
         store: Share storage with another receiver.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, mode: str = "live", *,
-                 jsonl_path: str | None = None, max_body: int = 16 * 1024 * 1024, store: Store | None = None) -> None:
+                 jsonl_path: str | None = None, otlp_json_path: str | None = None, max_body: int = 16 * 1024 * 1024,
+                 store: Store | None = None) -> None:
         self.host = host
         self.mode = Mode(mode)
         self.max_body = max_body
-        self.store = store if store is not None else Store(jsonl_path)
+        self.store = store if store is not None else Store(jsonl_path, otlp_json_path)
         self._owns_store = store is None
         self.stopping = threading.Event()
         self._requested_port = port
@@ -79,7 +81,7 @@ class OTLPGrpcReceiver(StoreView):
             context.abort(grpc.StatusCode.UNAVAILABLE, "blackhole released")
         if mode.kind == "status":
             context.abort(_HTTP_TO_GRPC.get(mode.status, grpc.StatusCode.UNKNOWN), f"receiver mode {mode.spec}")
-        self.store.add(signal, decode(signal, request))
+        self.store.add(signal, decode(signal, request), request)
         return response
 
     def start(self) -> OTLPGrpcReceiver:

@@ -50,15 +50,35 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_HEX_KEYS = frozenset(("traceId", "spanId", "parentSpanId"))
+
+
+def _hex_ids(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: (base64.b64decode(v).hex() if k in _HEX_KEYS and isinstance(v, str) else _hex_ids(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_hex_ids(v) for v in node]
+    return node
+
+
+def otlp_json(request: Any) -> str:
+    """One export request in the OTLP/JSON encoding (hex trace and span ids, integer enums), one line."""
+    from google.protobuf.json_format import MessageToDict
+
+    return json.dumps(_hex_ids(MessageToDict(request, use_integers_for_enums=True)), separators=(",", ":"))
+
+
 class Store:
     """Decoded spans, logs and metric points, request counts and an optional JSON-lines copy."""
 
-    def __init__(self, jsonl_path: str | None = None) -> None:
+    def __init__(self, jsonl_path: str | None = None, otlp_json_path: str | None = None) -> None:
         self._cond = threading.Condition()
         self._items: dict[str, list[Item]] = {s: [] for s in SIGNALS}
         self._requests: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._jsonl: IO[str] | None = open(jsonl_path, "a", encoding="utf-8") if jsonl_path else None  # noqa: SIM115
+        self._otlp: IO[str] | None = open(otlp_json_path, "a", encoding="utf-8") if otlp_json_path else None  # noqa: SIM115
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(signal, items)`` after each accepted export request (outside the lock)."""
@@ -70,9 +90,15 @@ class Store:
         with self._cond:
             self._requests[path] += 1
 
-    def add(self, signal: str, items: list[Item]) -> None:
-        """Append decoded items of one export request; write them as JSON lines, flushed."""
+    def add(self, signal: str, items: list[Item], request: Any = None) -> None:
+        """Append decoded items of one export request; write them as JSON lines, flushed.
+
+        With an OTLP JSON file, ``request`` (the parsed protobuf) is written there as one line.
+        """
         with self._cond:
+            if self._otlp is not None and request is not None:
+                self._otlp.write(otlp_json(request) + "\n")
+                self._otlp.flush()
             self._items[signal].extend(items)
             if self._jsonl is not None and items:
                 self._jsonl.write(
@@ -122,9 +148,10 @@ class Store:
     def close(self) -> None:
         """Close the JSON-lines file."""
         with self._cond:
-            if self._jsonl is not None:
-                self._jsonl.close()
-                self._jsonl = None
+            for f in (self._jsonl, self._otlp):
+                if f is not None:
+                    f.close()
+            self._jsonl = self._otlp = None
 
 
 class StoreView:

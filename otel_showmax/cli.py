@@ -20,8 +20,8 @@ def _receive(args: argparse.Namespace) -> int:
 
     grpc_port = None if args.no_grpc else args.grpc_port
     color = False if args.no_color else None
-    return run_receive(args.host, args.port, grpc_port, args.jsonl, quiet=args.quiet, duration=args.duration,
-                       port_file=args.port_file, color=color)
+    return run_receive(args.host, args.port, grpc_port, args.jsonl, otlp_json=args.otlp_json, quiet=args.quiet,
+                       duration=args.duration, port_file=args.port_file, color=color)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--port", type=int, default=4318, help="OTLP/HTTP port, 0 for a free one (default: %(default)s)")
     receive.add_argument("--grpc-port", type=int, default=4317, help="OTLP/gRPC port (default: %(default)s)")
     receive.add_argument("--no-grpc", action="store_true", help="serve OTLP/HTTP only")
-    receive.add_argument("--jsonl", metavar="FILE", help="also append everything received to FILE as JSON lines")
+    receive.add_argument("--jsonl", metavar="FILE",
+                         help="append each span, log record and metric point to FILE as a JSON line (decoded)")
+    receive.add_argument("--otlp-json", metavar="FILE",
+                         help="append each export request to FILE as one line of OTLP/JSON (like the collector's "
+                         "file exporter)")
     receive.add_argument("--quiet", type=float, default=1.0, metavar="SECONDS",
                          help="print a trace once it has been quiet this long (default: %(default)s)")
     receive.add_argument("--duration", type=float, metavar="SECONDS",

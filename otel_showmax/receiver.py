@@ -185,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _BadRequest as exc:
             self._reply(exc.status, str(exc).encode(), close=exc.status in (404, 413))
             return
-        owner.store.add(signal, items)
+        owner.store.add(signal, items, request)
         self._reply(200, _RESPONSES[signal], content_type="application/x-protobuf")
 
     def do_GET(self) -> None:
@@ -202,16 +202,19 @@ class OTLPReceiver(StoreView):
         mode: Initial fault mode: ``live``, ``blackhole`` or ``status:CODE[:RETRY_AFTER]``.
         jsonl_path: If set, append each decoded item as one JSON object per line (with a
             ``signal`` key: spans, logs or metrics), flushed after each request.
+        otlp_json_path: If set, append each export request as one line of OTLP/JSON (hex ids), the
+            format of the collector's file exporter.
         max_body: Largest accepted body in bytes (compressed and decompressed); larger → 413.
         store: Share storage with another receiver (e.g. an ``OTLPGrpcReceiver``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, mode: str = "live", *,
-                 jsonl_path: str | None = None, max_body: int = DEFAULT_MAX_BODY, store: Store | None = None) -> None:
+                 jsonl_path: str | None = None, otlp_json_path: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 store: Store | None = None) -> None:
         self.host = host
         self.mode = Mode(mode)
         self.max_body = max_body
-        self.store = store if store is not None else Store(jsonl_path)
+        self.store = store if store is not None else Store(jsonl_path, otlp_json_path)
         self._owns_store = store is None
         self.stopping = threading.Event()
         self._requested_port = port

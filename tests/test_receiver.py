@@ -300,3 +300,12 @@ def test_module_entry_point_writes_its_port_and_exits_cleanly_on_sigterm(tmp_pat
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
     assert read_jsonl(jsonl) == {"spans": [], "logs": [], "metrics": []}
+
+
+def test_otlp_json_lines_are_the_export_requests_with_hex_ids(tmp_path):
+    path = tmp_path / "otlp.jsonl"
+    with OTLPReceiver(otlp_json_path=str(path)) as receiver:
+        post(receiver.port, "/v1/traces", valid_trace_request())
+    [line] = path.read_text().splitlines()
+    assert json.loads(line) == {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "01" * 16, "spanId": "02" * 8, "name": "ok"}]}]}]}
