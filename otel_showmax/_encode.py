@@ -481,6 +481,8 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
     Returns:
         The same bytes as upstream's ``encode_spans(spans).SerializePartialToString()``.
     """
+    if type(spans) is not list and type(spans) is not tuple:
+        spans = list(spans)  # iterated twice if it falls back
     try:
         return _encode_request(spans, _span)
     except Exception:
@@ -539,6 +541,8 @@ def encode_logs(records: Sequence[Any]) -> bytes:
     Returns:
         The same bytes as upstream's ``encode_logs(records).SerializePartialToString()``.
     """
+    if type(records) is not list and type(records) is not tuple:
+        records = list(records)
     try:
         return _encode_request(records, _log)
     except Exception:

@@ -280,9 +280,14 @@ def test_edge_values_of_the_span_itself():
         assert_spans_identical([span])
 
 
-def test_empty_batch():
+def test_empty_batch_and_other_iterables():
     assert_spans_identical([])
     assert_logs_identical([])
+    provider, exporter = tracer_provider()
+    with provider.get_tracer("t").start_as_current_span("s"):
+        pass
+    spans = exporter.get_finished_spans()
+    assert _encode.encode_spans(iter(spans)) == _encode.encode_spans(tuple(spans)) == upstream_spans(spans)
 
 
 # --- grouping by resource and scope --------------------------------------------------------------
@@ -365,8 +370,9 @@ def random_attributes(rng: random.Random, keys: list[str], n: int) -> dict:
             for _ in range(rng.randrange(n))}
 
 
-def test_randomized_spans():
-    rng = random.Random(20261127)
+@pytest.mark.parametrize("seed", [20261127, 1, 2])
+def test_randomized_spans(seed):
+    rng = random.Random(seed)
     keys = [random_str(rng) or "k" for _ in range(15)] + list(FALCON_ATTRIBUTES)
     resources = [Resource.create(random_attributes(rng, keys, 6)) for _ in range(3)]
     pairs = [tracer_provider(r) for r in resources]
@@ -405,8 +411,9 @@ def test_randomized_spans():
 
 
 @pytest.mark.filterwarnings("ignore:Log record attributes were dropped due to limits")
-def test_randomized_logs():
-    rng = random.Random(4242)
+@pytest.mark.parametrize("seed", [4242, 1, 2])
+def test_randomized_logs(seed):
+    rng = random.Random(seed)
     keys = [random_str(rng) or "k" for _ in range(15)] + ["code.file.path", "code.function.name", "code.line.number"]
     pairs = [logger_provider(Resource.create(random_attributes(rng, keys, 5), schema_url=rng.choice([None, "s"])),
                              log_record_limits=LogRecordLimits(max_attributes=limit))
