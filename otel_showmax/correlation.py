@@ -1,0 +1,423 @@
+"""Trace ids in every local log line: a record factory, text and JSON formatters, a structlog processor.
+
+``install()`` puts one LogRecord factory in front of whatever factory is active. Every stdlib
+``LogRecord`` then carries four attributes, named by a preset:
+
+========== ============== ============ ================== ==================
+preset     trace id       span id      sampled flag       service name
+========== ============== ============ ================== ==================
+``plain``  ``trace_id``   ``span_id``  ``trace_sampled``  ``service_name``
+``otel``   ``otelTraceID`` ``otelSpanID`` ``otelTraceSampled`` ``otelServiceName``
+``ecs``    ``trace.id``   ``span.id``  ``trace.sampled``  ``service.name``
+========== ============== ============ ================== ==================
+
+``otel`` is what opentelemetry-instrumentation-logging injects; ``ecs`` follows the Elastic Common
+Schema (which has no sampled field; ``trace.sampled`` is ours). Inside a span the ids are lowercase
+hex (32 and 16 characters); outside one they are empty strings and the flag is ``False`` — the
+fields are always there, so format strings never fail.
+
+Use the formatters from ``logging.config.dictConfig``::
+
+    "formatters": {"json": {"()": "otel_showmax.correlation.JSONFormatter"}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from opentelemetry.trace import INVALID_SPAN, get_current_span
+
+__all__ = [
+    "FIELD_PRESETS",
+    "FieldNames",
+    "JSONFormatter",
+    "TextFormatter",
+    "current_fields",
+    "injected_fields",
+    "install",
+    "is_installed",
+    "structlog_processor",
+    "uninstall",
+]
+
+
+class FieldNames(NamedTuple):
+    """Names of the record attributes (and JSON keys) carrying the trace context."""
+
+    trace_id: str
+    span_id: str
+    sampled: str
+    service_name: str
+
+
+FIELD_PRESETS: dict[str, FieldNames] = {
+    "plain": FieldNames("trace_id", "span_id", "trace_sampled", "service_name"),
+    "otel": FieldNames("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName"),
+    "ecs": FieldNames("trace.id", "span.id", "trace.sampled", "service.name"),
+}
+
+# The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` field.
+_RESERVED = frozenset(
+    (
+        "asctime", "args", "created", "exc_info", "exc_text", "filename", "funcName", "levelname",
+        "levelno", "lineno", "message", "module", "msecs", "msg", "name", "pathname", "process",
+        "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
+    )
+)
+
+
+class _State:
+    """The one installed factory and the active field names (replaced as a whole, never mutated)."""
+
+    def __init__(self) -> None:
+        self.names = FIELD_PRESETS["plain"]
+        self.service_name = ""
+        self.installed = False  # our factory is active (it may sit below someone else's)
+        self.previous: Callable[..., logging.LogRecord] | None = None
+        self.factory: Callable[..., logging.LogRecord] | None = None
+
+
+_state = _State()
+_lock = threading.Lock()
+# Trace fields of every preset: never written again as ``extra`` fields.
+_INJECTED_ALL = frozenset(name for names in FIELD_PRESETS.values() for name in names)
+# The last span context seen and its hex strings: a request logs many lines under one span.
+_last: tuple[Any, str, str, bool] = (None, "", "", False)
+
+
+def _ids() -> tuple[str, str, bool]:
+    """Hex trace id, hex span id and sampled flag of the current span; empty outside a span."""
+    global _last
+    span = get_current_span()
+    if span is INVALID_SPAN:
+        return "", "", False
+    ctx = span.get_span_context()
+    last = _last
+    if ctx is last[0]:
+        return last[1], last[2], last[3]
+    if not ctx.is_valid:
+        return "", "", False
+    result = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), ctx.trace_flags.sampled)
+    _last = (ctx, *result)
+    return result
+
+
+def current_fields() -> dict[str, Any]:
+    """The trace fields of the current context under the active preset's names."""
+    names = _state.names
+    trace_id, span_id, sampled = _ids()
+    return {
+        names.trace_id: trace_id,
+        names.span_id: span_id,
+        names.sampled: sampled,
+        names.service_name: _state.service_name,
+    }
+
+
+def _make_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    state = _state
+
+    def otel_showmax_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not state.installed:
+            return record
+        names = state.names
+        d = record.__dict__
+        span = get_current_span()
+        if span is INVALID_SPAN:
+            d[names.trace_id] = d[names.span_id] = ""
+            d[names.sampled] = False
+        else:
+            d[names.trace_id], d[names.span_id], d[names.sampled] = _ids()
+        d[names.service_name] = state.service_name
+        return record
+
+    return otel_showmax_record_factory
+
+
+def install(preset: str = "plain", service_name: str = "") -> None:
+    """Add the trace fields to every stdlib LogRecord, once per process.
+
+    The factory is chained on whatever factory is active. Calling again only changes the field
+    names and the service name: there is never a second factory layer.
+
+    Args:
+        preset: ``plain``, ``otel`` or ``ecs`` (see the module docstring).
+        service_name: the value of the service name field (empty: keep the current one).
+
+    Raises:
+        ValueError: ``preset`` is not one of ``FIELD_PRESETS``.
+    """
+    try:
+        names = FIELD_PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown log field preset {preset!r}; accepted: {', '.join(FIELD_PRESETS)}") from None
+    with _lock:
+        _state.names = names
+        if service_name:
+            _state.service_name = service_name
+        current = logging.getLogRecordFactory()
+        if _state.factory is not None and (current is _state.factory or _state.installed):
+            _state.installed = True
+            return
+        if _state.factory is not None and current is not _state.factory:
+            # Our earlier factory was disabled but could not be unlinked (someone chained on it):
+            # re-enable it rather than adding a second layer.
+            _state.installed = True
+            return
+        _state.previous = current
+        _state.factory = _make_factory(current)
+        _state.installed = True
+        logging.setLogRecordFactory(_state.factory)
+
+
+def uninstall() -> None:
+    """Remove the factory (tests). If another factory was chained on ours, ours becomes a no-op."""
+    global _last
+    with _lock:
+        if _state.factory is not None and logging.getLogRecordFactory() is _state.factory:
+            assert _state.previous is not None
+            logging.setLogRecordFactory(_state.previous)
+            _state.factory = None
+            _state.previous = None
+        _state.installed = False
+        _state.names = FIELD_PRESETS["plain"]
+        _state.service_name = ""
+        _last = (None, "", "", False)
+
+
+def is_installed() -> bool:
+    """Whether the record factory is active."""
+    return _state.installed
+
+
+def injected_fields() -> frozenset[str]:
+    """The record attributes the factory adds (the OTel bridge does not export them again)."""
+    if not _state.installed:
+        return frozenset()
+    return frozenset(_state.names)
+
+
+def _ensure_fields(record: logging.LogRecord, names: FieldNames) -> None:
+    """Fill in the fields at format time when the factory did not (not installed, other preset)."""
+    d = record.__dict__
+    if names.trace_id not in d:
+        d[names.trace_id], d[names.span_id], d[names.sampled] = _ids()
+    if names.service_name not in d:
+        d[names.service_name] = _state.service_name
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()`` that never raises (bad format strings, failing ``__str__``)."""
+    try:
+        return record.getMessage()
+    except Exception:
+        try:
+            return f"{record.msg!s} (unformattable arguments: {record.args!r})"
+        except Exception:
+            return "<unformattable log message>"
+
+
+def _names_for(preset: str | None) -> FieldNames | None:
+    if preset is None:
+        return None
+    try:
+        return FIELD_PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown log field preset {preset!r}; accepted: {', '.join(FIELD_PRESETS)}") from None
+
+
+class TextFormatter(logging.Formatter):
+    """A ``logging.Formatter`` whose default format shows the trace and span ids.
+
+    Default format::
+
+        2026-11-27 03:09:04,123 INFO catalogue [trace_id=… span_id=…] message
+
+    The labels stay ``trace_id``/``span_id`` whatever the preset; a custom ``fmt`` names the
+    record attributes of the active preset directly (``%(otelTraceID)s``). ECS's dotted names do
+    not fit ``%``-style formats: use ``JSONFormatter`` for ECS.
+
+    Args:
+        fmt, datefmt, style, validate: as for ``logging.Formatter``.
+        preset: field names to read; default: the preset ``install()`` was given.
+    """
+
+    DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s"
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: str = "%",
+        validate: bool = True,
+        *,
+        preset: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._default = fmt is None
+        super().__init__(
+            self.DEFAULT_FORMAT if fmt is None else fmt,
+            datefmt,
+            style,  # type: ignore[arg-type]
+            validate,
+            **kwargs,
+        )
+        self._names = _names_for(preset)
+
+    def format(self, record: logging.LogRecord) -> str:
+        names = self._names or _state.names
+        _ensure_fields(record, names)
+        try:
+            record.message = _message(record)
+            if self.usesTime():
+                record.asctime = self.formatTime(record, self.datefmt)
+            if self._default and names.trace_id != "trace_id":
+                values = dict(record.__dict__)
+                values["trace_id"] = values[names.trace_id]
+                values["span_id"] = values[names.span_id]
+                text = self._style._fmt % values
+            else:
+                text = self.formatMessage(record)
+        except Exception as error:  # a custom format naming a missing field must not lose the line
+            text = f"{_message(record)} (log format failed: {error!r})"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text = f"{text}\n{record.exc_text}"
+        if record.stack_info:
+            text = f"{text}\n{self.formatStack(record.stack_info)}"
+        return text
+
+
+def _utc_iso(created: float, msecs: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(msecs):03d}Z"
+
+
+def _jsonable(value: Any) -> Any:
+    """Fallback for values json cannot encode: bytes decoded leniently, anything else as repr."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, (set, frozenset)):
+        return [_jsonable(v) for v in value]
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line, with the trace fields.
+
+    Keys: ``time`` (UTC ISO-8601, milliseconds), ``level``, ``logger``, ``message``, the trace
+    fields and the service name (names per preset), ``exception`` (and ``stack``) when present, then
+    the record's ``extra`` fields. Values json cannot encode are written as their ``repr``; a
+    message whose arguments do not format is written with its raw arguments; the formatter never
+    raises. Non-ASCII text is escaped (``ensure_ascii``), so lines are plain ASCII.
+
+    Args:
+        preset: field names to write; default: the preset ``install()`` was given.
+        service_name: the service name to write; default: the one ``install()`` was given.
+        ensure_ascii: escape non-ASCII characters (default True: a line is always valid UTF-8).
+        static_fields: constant fields added to every line (e.g. ``{"env": "staging"}``).
+    """
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: str = "%",
+        validate: bool = True,
+        *,
+        preset: str | None = None,
+        service_name: str | None = None,
+        ensure_ascii: bool = True,
+        static_fields: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fmt, datefmt, style, validate, **kwargs)  # type: ignore[arg-type]
+        self._names = _names_for(preset)
+        self._service_name = service_name
+        self._encoder = json.JSONEncoder(ensure_ascii=ensure_ascii, default=_jsonable, separators=(",", ":"))
+        self._fallback = json.JSONEncoder(ensure_ascii=True, default=_jsonable, separators=(",", ":"), skipkeys=True)
+        self._static = dict(static_fields or {})
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return self._encode(self.fields(record))
+        except Exception as error:
+            return self._fallback.encode(
+                {
+                    "time": _utc_iso(time.time(), 0),
+                    "level": str(getattr(record, "levelname", "")),
+                    "logger": str(getattr(record, "name", "")),
+                    "message": _message(record),
+                    "format_error": repr(error),
+                }
+            )
+
+    def _encode(self, data: dict[str, Any]) -> str:
+        try:
+            return self._encoder.encode(data)
+        except (TypeError, ValueError, RecursionError):  # non-str keys, circular or odd containers
+            return self._fallback.encode({str(k): _safe(v) for k, v in data.items()})
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The JSON object for ``record`` as a dict (override to add or rename keys)."""
+        names = self._names or _state.names
+        d = record.__dict__
+        data: dict[str, Any] = {
+            "time": _utc_iso(record.created, record.msecs),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": _message(record),
+        }
+        trace_id = d.get(names.trace_id)
+        if trace_id is None:
+            trace_id, span_id, sampled = _ids()
+        else:
+            span_id, sampled = d.get(names.span_id, ""), d.get(names.sampled, False)
+        data[names.trace_id] = trace_id
+        data[names.span_id] = span_id
+        data[names.sampled] = sampled
+        data[names.service_name] = self._service_name if self._service_name is not None else _state.service_name
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        if self._static:
+            for key, value in self._static.items():
+                data.setdefault(key, value)
+        for key, value in d.items():
+            if key in _RESERVED or key in _INJECTED_ALL:
+                continue
+            data[key if key not in data else f"extra.{key}"] = value
+        return data
+
+
+def _safe(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return _jsonable(value)
+
+
+def structlog_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor adding the trace fields (names per the installed preset).
+
+    Put it before the renderer: ``structlog.configure(processors=[..., structlog_processor,
+    structlog.processors.JSONRenderer()])``. Fields already in the event are kept.
+    """
+    names = _state.names
+    trace_id, span_id, sampled = _ids()
+    event_dict.setdefault(names.trace_id, trace_id)
+    event_dict.setdefault(names.span_id, span_id)
+    event_dict.setdefault(names.sampled, sampled)
+    event_dict.setdefault(names.service_name, _state.service_name)
+    return event_dict
