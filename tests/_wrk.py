@@ -17,6 +17,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    max_lag_ms: float = 0.0
 
 
 def _ms(text: str) -> float:

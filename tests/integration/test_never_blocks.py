@@ -6,12 +6,15 @@ live receiver (in its own process), measured in the same test, before and after 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,29 +23,68 @@ from otel_showmax.receiver import Blackhole, ReceiverProcess
 from tests._net import free_port, stop_process, wait_port
 from tests._wrk import wrk
 
-SERVER = Path(__file__).parent.parent / "scenarios" / "gevent_server.py"
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
 pytestmark = pytest.mark.integration
 
 
+def get_json(port: int, path: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def paced_load(port: int, seconds: float, clients: int = 4, pause: float = 0.01) -> int:
+    """Each client: one request, then a short pause; about 300 requests/s in all."""
+    done = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            conn.request("GET", "/titles")
+            assert conn.getresponse().read()
+            done.append(1)
+            time.sleep(pause)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    return len(done)
+
+
 def serve_and_load(protocol: str, endpoint: str, stats_file: Path):
+    """gunicorn -k gevent -w 1 against ``endpoint``; returns (wrk load, worker stats, exit seconds)."""
     port = free_port()
     env = {
         **os.environ,
+        "STATS_FILE": str(stats_file),
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_SHOWMAX_SHUTDOWN_TIMEOUT": "2",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "10",
     }
-    proc = subprocess.Popen([sys.executable, str(SERVER), str(port), str(stats_file)], env=env)
+    cmd = [
+        str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
+        "--chdir", str(SCENARIOS), "never_blocks_app:app",
+    ]
+    proc = subprocess.Popen(cmd, env=env)
     try:
         wait_port(port)
         wrk(f"http://127.0.0.1:{port}/titles", seconds=1)  # warm-up
         load = wrk(f"http://127.0.0.1:{port}/titles", seconds=4)
+        # Hub stalls are measured under a paced load: a saturated loop has queueing delay of its own.
+        get_json(port, "/lag")
+        paced_load(port, seconds=3)
+        load.max_lag_ms = get_json(port, "/lag")["max_lag_ms"]
     finally:
-        stop_process(proc, signal.SIGTERM, timeout=20)
-    stats = json.loads(stats_file.read_text())
-    return load, stats
+        exit_s = stop_process(proc, signal.SIGTERM, timeout=40)
+    return load, json.loads(stats_file.read_text()), exit_s
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
@@ -59,20 +101,20 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
             runs[mode].append(serve_and_load(protocol, targets[mode], tmp_path / f"{i}-{mode}.json"))
         received = live.read_jsonl()
 
-    served_live = sum(stats["served"] for _, stats in runs["live"])
+    served_live = sum(stats["served"] for _, stats, _ in runs["live"])
     spans_live = len([s for s in received["spans"] if s["resource"]["service.name"] == "never-blocks"])
     # An honest baseline: the live runs exported one server span per request served.
     assert spans_live == served_live
-    live_rps = statistics.mean(load.rps for load, _ in runs["live"])
-    live_p50 = statistics.mean(load.p50_ms for load, _ in runs["live"])
-    live_p99 = statistics.mean(load.p99_ms for load, _ in runs["live"])
+    live_rps = statistics.mean(load.rps for load, _, _ in runs["live"])
+    live_p50 = statistics.mean(load.p50_ms for load, _, _ in runs["live"])
+    live_p99 = statistics.mean(load.p99_ms for load, _, _ in runs["live"])
     for mode in ("dead", "blackhole"):
-        (load, stats) = runs[mode][0]
+        (load, stats, exit_s) = runs[mode][0]
         assert load.errors == 0
         assert load.rps >= 0.8 * live_rps, (mode, load, live_rps)
         assert load.p50_ms <= 1.5 * live_p50 + 1.0, (mode, load, live_p50)
         assert load.p99_ms <= 2.5 * live_p99 + 5.0, (mode, load, live_p99)
-        assert stats["max_lag_ms"] < 100, (mode, stats)
-        assert stats["shutdown_s"] <= 2.5, (mode, stats)
+        assert load.max_lag_ms < 100, (mode, load)
+        assert exit_s <= 6.0, (mode, exit_s)  # SIGTERM to the master until it has exited
         dropped = stats["dropped"]["traces"]
         assert sum(dropped.values()) == stats["served"], (mode, stats)  # every loss is counted
