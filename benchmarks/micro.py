@@ -239,7 +239,6 @@ def child_setup(n: int, endpoint: str, service: str) -> dict[str, Any]:
 def child_encode(batch: int, rounds: int) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     import encode  # benchmarks/encode.py: real Falcon spans and request-log records
-
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as up_logs
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as up_spans
 
@@ -347,19 +346,21 @@ def main(argv: list[str] | None = None) -> int:
     plain = results["log"]["plain"]
     for variant, label in LOG_VARIANTS.items():
         rs = results["log"][variant]
-        ratio = med([r["caller_us"] / p["caller_us"] for r, p in zip(rs, plain)])
-        cratio = med([r["process_cpu_us"] / p["process_cpu_us"] for r, p in zip(rs, plain)])
-        lines.append(f"| {label} | {med([r['caller_us'] for r in rs]):.2f} ({ratio:.2f}×) "
+        ratio = med([r["caller_us"] / p["caller_us"] for r, p in zip(rs, plain, strict=True)])
+        cratio = med([r["process_cpu_us"] / p["process_cpu_us"] for r, p in zip(rs, plain, strict=True)])
+        lines.append(f"| {label} | {med([r['caller_us'] for r in rs]):.2f} ({ratio:.2f}x) "
                      f"| {med([r['caller_cpu_us'] for r in rs]):.2f} "
-                     f"| {med([r['process_cpu_us'] for r in rs]):.2f} ({cratio:.2f}×) |")
+                     f"| {med([r['process_cpu_us'] for r in rs]):.2f} ({cratio:.2f}x) |")
     lines += ["", "#### Span start/end", "", "| variant | caller µs | process CPU µs incl. export |", "|---|---|---|"]
     for variant, label in SPAN_VARIANTS.items():
         rs = results["span"][variant]
-        lines.append(f"| {label} | {med([r['caller_us'] for r in rs]):.2f} | {med([r['process_cpu_us'] for r in rs]):.2f} |")
+        caller, cpu = med([r["caller_us"] for r in rs]), med([r["process_cpu_us"] for r in rs])
+        lines.append(f"| {label} | {caller:.2f} | {cpu:.2f} |")
     s = results["setup"]["setup"]
     lines += ["", "#### setup()", "",
               f"first call (builds the pipeline): {med([r['first_ms'] for r in s]):.1f} ms; repeat call, same options: "
-              f"{med([r['same_us'] for r in s]):.2f} µs; repeat call, no options: {med([r['no_args_us'] for r in s]):.2f} µs; "
+              f"{med([r['same_us'] for r in s]):.2f} µs; "
+              f"repeat call, no options: {med([r['no_args_us'] for r in s]):.2f} µs; "
               f"repeat call, different options (warns once): {med([r['different_us'] for r in s]):.2f} µs."]
     lines += ["", f"#### Export encoding (batch of 512; Falcon server span with {enc['span_attributes']} attributes; "
               "request-log-shaped record; CPU µs per item)", "",
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in ("spans", "logs"):
         e = enc[item]
         lines.append(f"| {item[:-1]} | {e['upstream_median']:.2f} | {e['ours_median']:.2f} "
-                     f"| {e['upstream_median'] / e['ours_median']:.1f}× |")
+                     f"| {e['upstream_median'] / e['ours_median']:.1f}x |")
     lines += ["", "Every exported item reached the receiver." if not missing
               else f"MISSING at the receiver (got, expected): {missing}"]
     drops = [r.get("dropped") for k in ("log", "span") for rs in results[k].values() for r in rs if r.get("dropped")]
