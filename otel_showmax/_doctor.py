@@ -132,7 +132,7 @@ def run_doctor(args: Any) -> int:
             _connectivity(config, args.timeout, report)
         logs_exported = not config.disabled and config.logs.kind != "none"
         report.facts["logging_tree"] = logging_tree()
-        report.add(*check_logging(logs_exported))
+        report.add(*check_logging(logs_exported, config))
         grpc_signals = [s for s in ("traces", "logs", "metrics")
                         if config.exporter(s).kind == "otlp" and config.exporter(s).protocol == "grpc"]
         report.facts["gevent"], findings = check_gevent(grpc_signals)

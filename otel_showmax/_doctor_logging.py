@@ -79,9 +79,33 @@ def _same_output(a: logging.Handler, b: logging.Handler) -> bool:
     return target_a == target_b
 
 
-def check_logging(logs_exported: bool) -> list[Finding]:
-    """Findings about duplicate handlers and records exported twice or not at all."""
-    findings: list[Finding] = []
+def _levels(config: Any) -> list[Finding]:
+    findings = []
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        findings.append(Finding(
+            "logging", "info",
+            f"the root logger's level is {logging.getLevelName(root.level)}: INFO and DEBUG records of loggers "
+            "without a level of their own are neither printed nor exported",
+            "set the level you want on the root logger (or on your app's loggers) in your logging configuration",
+        ))
+    if config is not None and config.request_log:
+        request_logger = logging.getLogger(config.request_log_logger)
+        if not request_logger.isEnabledFor(config.request_log_level) or request_logger.disabled:
+            findings.append(Finding(
+                "logging", "error",
+                f"the request log ({config.request_log_logger!r} at "
+                f"{logging.getLevelName(config.request_log_level)}) is filtered out by logger levels: no request "
+                "log line is written or exported",
+                f"set logging.getLogger({config.request_log_logger!r}).setLevel(logging.INFO) after configuring "
+                "logging, or OTEL_SHOWMAX_REQUEST_LOG_LEVEL to a level that passes",
+            ))
+    return findings
+
+
+def check_logging(logs_exported: bool, config: Any = None) -> list[Finding]:
+    """Findings about duplicate handlers, levels, and records exported twice or not at all."""
+    findings: list[Finding] = _levels(config)
     exporters = [(name, h) for name, lg in _loggers() for h in lg.handlers if exporter_kind(h)]
     bridges = [e for e in exporters if exporter_kind(e[1]) == "bridge"]
     for name, lg in _loggers():
@@ -136,7 +160,7 @@ def check_logging(logs_exported: bool) -> list[Finding]:
             "logging", "error", f"{len(bridges)} otel_showmax bridge handlers are installed",
             "report this as a bug: setup() keeps exactly one",
         ))
-    if not findings:
+    if not any(f.severity in ("error", "warning") for f in findings):
         findings.append(Finding("logging", "ok", f"{len(exporters)} OpenTelemetry logging handler on the tree; "
                                 "every logger's records are exported exactly once", ""))
     return findings

@@ -45,7 +45,8 @@ def test_a_correct_set_up_exits_0_and_reaches_the_collector(receiver):
     assert [r["body"] for r in receiver.logs if r["scope"] == ""] == ["otel-showmax doctor connectivity check"]
     assert receiver.spans[0]["resource"]["service.name"] == "doctor-good"
     root = next(n for n in report["logging_tree"] if n["logger"] == "root")
-    assert [h["otel_export"] for h in root["handlers"]] == ["bridge"]
+    assert [(h["type"], h["otel_export"]) for h in root["handlers"]] == [
+        ("logging.StreamHandler", None), ("otel_showmax._bridge.BridgeHandler", "bridge")]
 
 
 def test_unreachable_endpoint(receiver):
@@ -102,3 +103,12 @@ def test_gunicorn_graceful_timeout_shorter_than_the_flush_budget(receiver):
     [(check, message)] = errors(report)
     assert check == "server" and message.startswith("gunicorn graceful_timeout (2 s) is shorter")
     assert report["server"]["options"]["worker_class"] == "gevent"
+
+
+def test_request_log_filtered_out_by_the_default_root_level(receiver):
+    # No logging configuration at all: the root logger stays at WARNING and the INFO request log
+    # never reaches a handler.
+    code, report, _ = doctor(receiver.endpoint, "--app", "no_logging_config_app:app", "--no-connect")
+    assert code == 1
+    assert errors(report) == [("logging", "the request log ('otel_showmax.request' at INFO) is filtered out by logger "
+                               "levels: no request log line is written or exported")]

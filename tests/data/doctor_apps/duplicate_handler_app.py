@@ -6,6 +6,7 @@ import falcon
 
 import otel_showmax
 
+logging.basicConfig(level=logging.INFO)
 otel_showmax.setup(service_name="doctor-duplicate")
 
 
