@@ -167,10 +167,7 @@ def _adopt_logging(handler: _bridge.BridgeHandler) -> None:
 def _correlation_fields(config: Config) -> frozenset[str]:
     if not config.log_correlation:
         return frozenset()
-    try:
-        from . import correlation
-    except ImportError:  # TODO(lead): remove once correlation.py has landed
-        return frozenset()
+    from . import correlation
 
     correlation.install(config.log_fields, service_name=config.service_name)
     return correlation.injected_fields()
@@ -178,10 +175,7 @@ def _correlation_fields(config: Config) -> frozenset[str]:
 
 def _instrument(config: Config, tracer_provider: Any) -> None:
     if config.instrument_falcon:
-        try:
-            from . import falcon as falcon_support
-        except ImportError:  # TODO(lead): remove once falcon.py has landed
-            return
+        from . import falcon as falcon_support
 
         falcon_support.instrument(
             tracer_provider=tracer_provider,
