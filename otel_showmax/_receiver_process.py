@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc-port-file", help="serve OTLP/gRPC too and write its bound port here")
     parser.add_argument("--jsonl", help="append each decoded item here as a JSON line")
     parser.add_argument("--mode", default="live", help="live, blackhole or status:CODE[:RETRY_AFTER]")
+    parser.add_argument("--mode-file", help="on SIGHUP, switch both receivers to the mode written in this file")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process goes away")
     args = parser.parse_args(argv)
 
@@ -71,7 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: done.set())
     parent = os.getppid()
     http = OTLPReceiver(args.host, args.port, args.mode, jsonl_path=args.jsonl).start()
-    grpc_receiver = None
+    grpc_receiver: OTLPGrpcReceiver | None = None
+
+    def switch_mode(*_: Any) -> None:
+        if args.mode_file:
+            mode = Path(args.mode_file).read_text(encoding="utf-8").strip()
+            for receiver in (http, grpc_receiver):
+                if receiver is not None:
+                    receiver.set_mode(mode)
+            os.remove(args.mode_file)  # tells ReceiverProcess.set_mode that the mode is applied
+
+    signal.signal(signal.SIGHUP, switch_mode)
     try:
         if args.grpc_port is not None or args.grpc_port_file:
             grpc_receiver = OTLPGrpcReceiver(args.host, args.grpc_port or 0, args.mode, store=http.store).start()
@@ -143,7 +154,8 @@ class ReceiverProcess:
         self._dir = tempfile.mkdtemp(prefix="otel-showmax-receiver-")
         port_file, grpc_file = os.path.join(self._dir, "port"), os.path.join(self._dir, "grpc-port")
         cmd = [sys.executable, "-m", "otel_showmax.receiver", "--port", "0", "--port-file", port_file,
-               "--jsonl", self.jsonl_path, "--mode", self.mode, "--exit-with-parent"]
+               "--jsonl", self.jsonl_path, "--mode", self.mode, "--mode-file", os.path.join(self._dir, "mode"),
+               "--exit-with-parent"]
         if self.grpc:
             cmd += ["--grpc-port-file", grpc_file]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -157,6 +169,22 @@ class ReceiverProcess:
         self.port = int(Path(port_file).read_text())
         self.grpc_port = int(Path(grpc_file).read_text()) if self.grpc else 0
         return self
+
+    def set_mode(self, mode: str, timeout: float = 5.0) -> None:
+        """Switch the child's fault mode (``live``, ``blackhole``, ``status:CODE``); returns once applied."""
+        from ._receiver_store import Mode
+
+        Mode(mode)  # fail here, not in the child
+        if self._proc is None or self._dir is None:
+            raise RuntimeError("receiver process not started")
+        _write_atomically(os.path.join(self._dir, "mode"), mode)
+        os.kill(self._proc.pid, signal.SIGHUP)
+        self.mode = mode
+        deadline = time.monotonic() + timeout
+        while os.path.exists(os.path.join(self._dir, "mode")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"receiver process did not switch to {mode!r} within {timeout}s")
+            time.sleep(0.02)
 
     def read_jsonl(self) -> dict[str, list[dict[str, Any]]]:
         """Everything received so far: ``{"spans": [...], "logs": [...], "metrics": [...]}``."""

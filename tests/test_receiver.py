@@ -280,8 +280,12 @@ def test_receiver_process_runs_out_of_process_and_stops_by_pid():
             pass
         tp.shutdown()
         assert proc.wait_for(spans=2, timeout=5)
+        proc.set_mode("status:503")
+        assert post(proc.port, "/v1/traces", valid_trace_request())[0] == 503
+        proc.set_mode("live")
+        assert post(proc.port, "/v1/traces", valid_trace_request())[0] == 200
     received = proc.read_jsonl()  # kept after stop
-    assert [s["name"] for s in received["spans"]] == ["remote", "remote"]
+    assert [s["name"] for s in received["spans"]] == ["remote", "remote", "ok"]
     assert received["logs"] == [] and received["metrics"] == []
 
 
