@@ -120,10 +120,12 @@ def run_doctor(args: Any) -> int:
     """Run every check for the ``otel-showmax doctor`` arguments; print the report; return the exit status."""
     import otel_showmax
 
-    from ._doctor_env import check_gevent, check_server
+    from ._doctor_env import app_from_server_options, check_gevent, check_server
     from ._doctor_logging import check_logging, logging_tree
 
     report = Report()
+    if not args.app:
+        args.app = app_from_server_options(args)
     config = _inspect(args, report)
     if config is not None:
         if config.disabled:

@@ -124,6 +124,27 @@ def _gunicorn_config(args: str | None) -> dict[str, Any]:
             "graceful_timeout": cfg.graceful_timeout, "workers": cfg.workers}
 
 
+def app_from_server_options(args: Any) -> str | None:
+    """The ``module:attr`` the server would load, from ``--uwsgi-ini``/``--uwsgi-args`` or ``--gunicorn-args``."""
+    uwsgi_ini = args.uwsgi_ini or os.environ.get("UWSGI_INI")
+    if uwsgi_ini or args.uwsgi_args:
+        options = parse_uwsgi_options(uwsgi_ini, args.uwsgi_args)
+        module = options.get("module") or options.get("wsgi")
+        if module:
+            return module if ":" in module else f"{module}:{options.get('callable', 'application')}"
+    gunicorn_args = args.gunicorn_args or os.environ.get("GUNICORN_CMD_ARGS")
+    if gunicorn_args:
+        from gunicorn.config import Config
+
+        try:
+            positional = Config().parser().parse_args(shlex.split(gunicorn_args)).args
+        except SystemExit:
+            return None
+        if positional:
+            return str(positional[-1])
+    return None
+
+
 def detect_server(choice: str, gunicorn_args: str | None, uwsgi_ini: str | None, uwsgi_args: str | None) -> str:
     """``gunicorn``, ``uwsgi`` or ``none``, from the flags given or the environment."""
     if choice != "auto":

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     receive.set_defaults(func=_receive)
 
     doctor = commands.add_parser("doctor", help="check an app's telemetry set-up before deploying it")
-    doctor.add_argument("--app", metavar="MODULE:ATTR", help="the WSGI app, as given to gunicorn or uWSGI")
+    doctor.add_argument("--app", metavar="MODULE:ATTR",
+                        help="the WSGI app, as given to gunicorn or uWSGI (default: the one in the server options)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     doctor.add_argument("--server", choices=["auto", "gunicorn", "uwsgi", "none"], default="auto",
                         help="the server the app will run under (default: detected)")

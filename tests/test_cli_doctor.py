@@ -91,18 +91,22 @@ def test_uwsgi_options_that_lose_data(receiver):
     assert messages[0].startswith("uWSGI skip-atexit")
     assert messages[1].startswith("uWSGI worker-reload-mercy = 2 s is shorter than otel_showmax's shutdown budget (5.0 s)")
     assert messages[2].startswith("uWSGI gevent-early-monkey-patch with py-call-uwsgi-fork-hooks")
-    code, report, _ = doctor(receiver.endpoint, "--app", "good_app:app", "--no-connect", "--uwsgi-ini",
-                             "safe_uwsgi.ini", env=budget)
+    code, report, _ = doctor(receiver.endpoint, "--no-connect", "--uwsgi-ini", "safe_uwsgi.ini", env=budget)
     assert (code, errors(report)) == (0, [])
+    assert report["app"] == "good_app:app"  # taken from the ini's module option
 
 
 def test_gunicorn_graceful_timeout_shorter_than_the_flush_budget(receiver):
-    code, report, _ = doctor(receiver.endpoint, "--app", "good_app:app", "--no-connect",
-                             "--gunicorn-args", "--graceful-timeout 2 -k gevent", env={"OTEL_SHOWMAX_SHUTDOWN_TIMEOUT": "5"})
+    code, report, _ = doctor(receiver.endpoint, "--no-connect", "--gunicorn-args",
+                             "--graceful-timeout 2 -k gevent good_app:app", env={"OTEL_SHOWMAX_SHUTDOWN_TIMEOUT": "5"})
     assert code == 1
     [(check, message)] = errors(report)
     assert check == "server" and message.startswith("gunicorn graceful_timeout (2 s) is shorter")
     assert report["server"]["options"]["worker_class"] == "gevent"
+    assert report["app"] == "good_app:app"
+    code, report, _ = doctor(receiver.endpoint, "--no-connect", "--gunicorn-args",
+                             "--graceful-timeout 30 -k gevent good_app:app", env={"OTEL_SHOWMAX_SHUTDOWN_TIMEOUT": "5"})
+    assert (code, errors(report)) == (0, [])
 
 
 def test_request_log_filtered_out_by_the_default_root_level(receiver):
