@@ -116,3 +116,12 @@ def test_request_log_filtered_out_by_the_default_root_level(receiver):
     assert code == 1
     assert errors(report) == [("logging", "the request log ('otel_showmax.request' at INFO) is filtered out by logger "
                                "levels: no request log line is written or exported")]
+
+
+def test_gunicorn_preload_with_a_grpc_channel_created_before_fork(receiver):
+    code, report, _ = doctor(receiver.endpoint, "--no-connect", "--gunicorn-args", "--preload preload_grpc_app:app")
+    assert code == 1
+    [(check, message)] = errors(report)
+    assert check == "server" and message.startswith("gunicorn --preload with 1 gRPC channel(s) created at import")
+    code, report, _ = doctor(receiver.endpoint, "--no-connect", "--gunicorn-args", "preload_grpc_app:app")
+    assert (code, errors(report)) == (0, [])  # without --preload each worker imports the app itself
