@@ -304,7 +304,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, (set, frozenset)):
-        return [_jsonable(v) for v in value]
+        return list(value)
     try:
         return repr(value)
     except Exception:

@@ -1,0 +1,355 @@
+"""otel_showmax.correlation: trace fields on every record, formatters, structlog processor."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+import re
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider, sampling
+
+from otel_showmax import correlation
+
+TRACER = TracerProvider().get_tracer("test")
+UNSAMPLED = TracerProvider(sampler=sampling.ALWAYS_OFF).get_tracer("test")
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    original = logging.getLogRecordFactory()
+    yield
+    correlation.uninstall()
+    logging.setLogRecordFactory(original)
+
+
+def ids(span) -> tuple[str, str]:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def record(msg="m", *args, **extra) -> logging.LogRecord:
+    """A record made through the active factory, as Logger.makeRecord does."""
+    factory = logging.getLogRecordFactory()
+    rec = factory("app", logging.INFO, __file__, 1, msg, args, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+class ListHandler(logging.Handler):
+    def __init__(self, formatter: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
+        if formatter is not None:
+            self.setFormatter(formatter)
+
+    def emit(self, rec: logging.LogRecord) -> None:
+        self.records.append(rec)
+        if self.formatter is not None:
+            self.lines.append(self.format(rec))
+
+
+@pytest.fixture
+def logger():
+    # Not registered with logging's manager: pytest (>= 9) adds its capture handler to every
+    # registered non-propagating logger, and that handler fails the test on unformattable records.
+    lg = logging.Logger("test_correlation", logging.DEBUG)
+    lg.propagate = False
+    handler = ListHandler()
+    lg.addHandler(handler)
+    yield lg, handler
+
+
+def test_fields_inside_and_outside_a_span():
+    correlation.install("plain", service_name="catalogue")
+    outside = record()
+    assert (outside.trace_id, outside.span_id, outside.trace_sampled, outside.service_name) == (
+        "", "", False, "catalogue",
+    )
+    with TRACER.start_as_current_span("s") as span:
+        inside = record()
+        trace_id, span_id = ids(span)
+    assert (inside.trace_id, inside.span_id, inside.trace_sampled) == (trace_id, span_id, True)
+    assert re.fullmatch(r"[0-9a-f]{32}", inside.trace_id) and re.fullmatch(r"[0-9a-f]{16}", inside.span_id)
+    with UNSAMPLED.start_as_current_span("u") as span:
+        unsampled = record()
+        trace_id, span_id = ids(span)
+    assert (unsampled.trace_id, unsampled.span_id, unsampled.trace_sampled) == (trace_id, span_id, False)
+
+
+def test_nested_spans_switch_ids(logger):
+    correlation.install()
+    lg, handler = logger
+    with TRACER.start_as_current_span("outer") as outer:
+        lg.info("a")
+        with TRACER.start_as_current_span("inner") as inner:
+            lg.info("b")
+        lg.info("c")
+    lg.info("d")
+    assert [(r.trace_id, r.span_id) for r in handler.records] == [ids(outer), ids(inner), ids(outer), ("", "")]
+
+
+@pytest.mark.parametrize(
+    ("preset", "names"),
+    [
+        ("plain", ("trace_id", "span_id", "trace_sampled", "service_name")),
+        ("otel", ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")),
+        ("ecs", ("trace.id", "span.id", "trace.sampled", "service.name")),
+    ],
+)
+def test_presets_and_injected_fields(preset, names):
+    correlation.install(preset, service_name="svc")
+    assert correlation.injected_fields() == frozenset(names)
+    with TRACER.start_as_current_span("s") as span:
+        rec = record()
+    assert [rec.__dict__[n] for n in names] == [*ids(span), True, "svc"]
+    other = {n for p in correlation.FIELD_PRESETS.values() for n in p} - set(names)
+    assert not other & set(rec.__dict__)
+
+
+def test_install_is_idempotent_and_a_new_preset_replaces_names_not_layers():
+    original = logging.getLogRecordFactory()
+    for _ in range(100):
+        correlation.install("plain")
+    ours = logging.getLogRecordFactory()
+    assert ours is not original
+    correlation.install("otel", service_name="svc")
+    assert logging.getLogRecordFactory() is ours  # no second layer
+    rec = record()
+    assert rec.otelTraceID == "" and rec.otelServiceName == "svc"
+    assert not hasattr(rec, "trace_id")
+    correlation.install("ecs")  # an empty service name keeps the current one
+    assert record().__dict__["service.name"] == "svc"
+    correlation.uninstall()
+    assert logging.getLogRecordFactory() is original
+    assert correlation.injected_fields() == frozenset()
+    assert not hasattr(record(), "trace_id")
+
+
+def test_chains_on_an_existing_factory_and_survives_one_chained_on_top():
+    original = logging.getLogRecordFactory()
+
+    def tagging(*args, **kwargs):
+        rec = original(*args, **kwargs)
+        rec.tag = "theirs"
+        return rec
+
+    logging.setLogRecordFactory(tagging)
+    correlation.install()
+    rec = record()
+    assert (rec.tag, rec.trace_id) == ("theirs", "")
+    ours = logging.getLogRecordFactory()
+
+    def on_top(*args, **kwargs):
+        rec = ours(*args, **kwargs)
+        rec.top = True
+        return rec
+
+    logging.setLogRecordFactory(on_top)
+    correlation.uninstall()  # cannot unlink: becomes a pass-through
+    rec = record()
+    assert rec.top and rec.tag == "theirs" and not hasattr(rec, "trace_id")
+    correlation.install()  # re-enabled, still one layer
+    assert logging.getLogRecordFactory() is on_top
+    assert record().trace_id == ""
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="unknown log field preset 'nope'; accepted: plain, otel, ecs"):
+        correlation.install("nope")
+    with pytest.raises(ValueError, match="unknown log field preset"):
+        correlation.JSONFormatter(preset="nope")
+
+
+def test_json_formatter_line(logger):
+    correlation.install("plain", service_name="catalogue")
+    lg, handler = logger
+    handler.setFormatter(correlation.JSONFormatter())
+    with TRACER.start_as_current_span("s") as span:
+        lg.info("title %s", 42, extra={"title.id": 42, "tags": {"a"}, "obj": object(), "raw": b"\xff\xfe"})
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            lg.exception("failed")
+    first, second = (json.loads(line) for line in handler.lines)
+    trace_id, span_id = ids(span)
+    assert ISO_UTC.match(first["time"])
+    assert list(first)[:8] == [
+        "time", "level", "logger", "message", "trace_id", "span_id", "trace_sampled", "service_name",
+    ]
+    assert {k: first[k] for k in list(first)[1:8]} == {
+        "level": "INFO", "logger": "test_correlation", "message": "title 42", "trace_id": trace_id,
+        "span_id": span_id, "trace_sampled": True, "service_name": "catalogue",
+    }
+    assert first["title.id"] == 42 and first["tags"] == ["a"] and first["raw"] == "\\xff\\xfe"
+    assert first["obj"].startswith("<object object at ")
+    assert "exception" not in first
+    assert second["level"] == "ERROR" and second["message"] == "failed"
+    assert second["exception"].startswith("Traceback") and second["exception"].endswith("ValueError: bad")
+    assert all(line.isascii() and "\n" not in line for line in handler.lines)
+
+
+def test_json_formatter_time_is_utc():
+    rec = logging.LogRecord("a", logging.INFO, __file__, 1, "m", None, None)
+    rec.created, rec.msecs = 0.5, 500.0
+    assert json.loads(correlation.JSONFormatter().format(rec))["time"] == "1970-01-01T00:00:00.500Z"
+
+
+def test_json_formatter_never_raises(logger):
+    correlation.install()
+    lg, handler = logger
+    handler.setFormatter(correlation.JSONFormatter())
+
+    class BadStr:
+        def __str__(self):
+            raise RuntimeError("no str")
+
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    circular: list = []
+    circular.append(circular)
+    lg.info("%d", "x")
+    lg.info(b"\xff\xfe non-UTF-8 bytes as the message")
+    lg.info("surrogate \udcff and accents é")
+    lg.info("%s", BadStr())
+    lg.info("x", extra={"circular": circular, "bad": BadStr(), 3: "non-str key"})
+    out = [json.loads(line) for line in handler.lines]
+    assert out[0]["message"] == "%d (unformattable arguments: ('x',))"
+    assert out[1]["message"] == "b'\\xff\\xfe non-UTF-8 bytes as the message'"
+    assert out[2]["message"] == "surrogate \udcff and accents é"
+    assert out[3]["message"] == "<unformattable log message>"
+    assert out[4]["message"] == "x" and out[4]["bad"] == "<unrepresentable BadStr>"
+    assert out[4]["circular"].startswith("[[")
+    assert all(line.isascii() for line in handler.lines)
+
+
+def test_text_formatter_default_and_presets(logger):
+    lg, handler = logger
+    handler.setFormatter(correlation.TextFormatter())
+    for preset in ("plain", "otel", "ecs"):
+        correlation.install(preset)
+        with TRACER.start_as_current_span("s") as span:
+            lg.warning("in %s", preset)
+        trace_id, span_id = ids(span)
+        assert handler.lines[-1].endswith(f" WARNING test_correlation [trace_id={trace_id} span_id={span_id}] in {preset}")
+    lg.info("%d", "x")
+    assert handler.lines[-1].endswith("[trace_id= span_id=] %d (unformattable arguments: ('x',))")
+
+
+def test_text_formatter_custom_format_and_exception(logger):
+    correlation.install("otel")
+    lg, handler = logger
+    handler.setFormatter(correlation.TextFormatter("%(otelTraceID)s/%(otelSpanID)s %(message)s"))
+    with TRACER.start_as_current_span("s") as span:
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            lg.exception("boom")
+    trace_id, span_id = ids(span)
+    first, *rest = handler.lines[0].split("\n")
+    assert first == f"{trace_id}/{span_id} boom"
+    assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "ZeroDivisionError: division by zero"
+
+
+def test_formatters_work_without_the_factory(logger):
+    """Formatters fill the fields from the current context when nothing injected them."""
+    lg, handler = logger
+    handler.setFormatter(correlation.JSONFormatter(preset="otel", service_name="svc"))
+    with TRACER.start_as_current_span("s") as span:
+        lg.info("no factory")
+    line = json.loads(handler.lines[0])
+    assert (line["otelTraceID"], line["otelSpanID"], line["otelServiceName"]) == (*ids(span), "svc")
+
+
+def test_dict_config_formatters():
+    stream = io.StringIO()
+    correlation.install("ecs", service_name="catalogue")
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "json": {"()": "otel_showmax.correlation.JSONFormatter", "static_fields": {"env": "test"}},
+                "text": {"()": "otel_showmax.correlation.TextFormatter"},
+            },
+            "handlers": {
+                "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": stream},
+                "text": {"class": "logging.StreamHandler", "formatter": "text", "stream": stream},
+            },
+            "loggers": {"dc": {"handlers": ["json", "text"], "level": "INFO", "propagate": False}},
+        }
+    )
+    lg = logging.getLogger("dc")
+    try:
+        with TRACER.start_as_current_span("s") as span:
+            lg.info("hello")
+    finally:
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+    json_line, text_line = stream.getvalue().splitlines()
+    data = json.loads(json_line)
+    trace_id, span_id = ids(span)
+    assert (data["trace.id"], data["span.id"], data["service.name"], data["env"]) == (
+        trace_id, span_id, "catalogue", "test",
+    )
+    assert text_line.endswith(f"dc [trace_id={trace_id} span_id={span_id}] hello")
+
+
+def test_structlog_processor():
+    import structlog
+
+    correlation.install("otel", service_name="svc")
+    out = io.StringIO()
+    structlog.configure(
+        processors=[correlation.structlog_processor, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        log = structlog.get_logger()
+        with TRACER.start_as_current_span("s") as span:
+            log.info("inside", title=1)
+        log.info("outside")
+    finally:
+        structlog.reset_defaults()
+    inside, outside = (json.loads(line) for line in out.getvalue().splitlines())
+    trace_id, span_id = ids(span)
+    assert inside == {
+        "title": 1, "event": "inside", "otelTraceID": trace_id, "otelSpanID": span_id,
+        "otelTraceSampled": True, "otelServiceName": "svc",
+    }
+    assert (outside["otelTraceID"], outside["otelSpanID"], outside["otelTraceSampled"]) == ("", "", False)
+
+
+def test_bridge_does_not_export_injected_fields():
+    """The OTel bridge leaves the injected fields out: the trace context is native there."""
+    from opentelemetry.sdk._logs import LogRecordLimits
+    from opentelemetry.sdk.resources import Resource
+
+    from otel_showmax._bridge import BridgeHandler, Converter
+
+    correlation.install("plain", service_name="svc")
+    queued: list = []
+    handler = BridgeHandler(queued.append)
+    lg = logging.getLogger("bridge_test")
+    lg.propagate = False
+    lg.addHandler(handler)
+    try:
+        with TRACER.start_as_current_span("s") as span:
+            lg.warning("hello %s", "x", extra={"title.id": 7})
+    finally:
+        lg.removeHandler(handler)
+    converter = Converter(Resource.create, LogRecordLimits(), correlation.injected_fields())
+    (exported,) = converter(queued)
+    trace_id, span_id = ids(span)
+    assert (format(exported.log_record.trace_id, "032x"), format(exported.log_record.span_id, "016x")) == (
+        trace_id, span_id,
+    )
+    assert exported.log_record.body == "hello x"
+    assert not {"trace_id", "span_id", "trace_sampled", "service_name"} & set(exported.log_record.attributes)
+    assert exported.log_record.attributes["title.id"] == 7
