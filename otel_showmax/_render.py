@@ -84,6 +84,16 @@ def _status(span: Item) -> str:
     return " ".join(parts)
 
 
+def _target(span: Item) -> str:
+    """`` → host:port/path`` for client spans that name their URL, else ""."""
+    attrs = span.get("attributes") or {}
+    url = attrs.get("url.full", attrs.get("http.url"))
+    if span.get("kind") != "CLIENT" or not isinstance(url, str):
+        return ""
+    url = url.split("://", 1)[-1].split("?", 1)[0]
+    return f" → {url if len(url) <= 40 else url[:39] + '…'}"
+
+
 def _ms(nanos: int) -> str:
     return f"{nanos / 1e6:.1f} ms"
 
@@ -120,7 +130,7 @@ def render_trace(spans: list[Item], logs: Iterable[Item] = (), *, color: bool = 
     rows: list[tuple[str, Item, str]] = []  # (tree prefix + label, span, continuation prefix for logs)
 
     def walk(span: Item, prefix: str, continuation: str, depth: int) -> None:
-        label = f"{prefix}{_service(span)}  {span['name']}"
+        label = f"{prefix}{_service(span)}  {span['name']}{_target(span)}"
         if depth == 0 and span.get("parent_span_id"):
             label += " (parent not received)"
         kids = children.get(span["span_id"], [])
