@@ -247,7 +247,7 @@ def test_text_formatter_custom_format_and_exception(logger):
     handler.setFormatter(correlation.TextFormatter("%(otelTraceID)s/%(otelSpanID)s %(message)s"))
     with TRACER.start_as_current_span("s") as span:
         try:
-            1 / 0
+            raise ZeroDivisionError("division by zero")
         except ZeroDivisionError:
             lg.exception("boom")
     trace_id, span_id = ids(span)
