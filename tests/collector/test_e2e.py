@@ -175,6 +175,7 @@ def test_catalogue_through_agent_and_gateway_delivers_everything_redacted(topolo
         leaked = secrets_found(direct)
         assert {"user_agent", "jwt", "query"} <= leaked, f"negative control: expected visible secrets, got {leaked}"
         shape = expected_shape(sent_direct, direct_logs)
+        direct_metric_names = {m["name"] for m in direct.metrics}
         # At least the app's own log line per request (plus otel_showmax's request log when it is on):
         # the collector run must deliver exactly as many per request as the direct run produced.
         assert all(n >= 1 for n in shape.values()), f"no log records correlated with the requests: {shape}"
@@ -204,5 +205,9 @@ def test_catalogue_through_agent_and_gateway_delivers_everything_redacted(topolo
     # Nothing sensitive arrived, in any signal; the collector says how much it masked.
     assert secrets_found(backend) == set()
     assert any(s["attributes"].get("redaction.masked.count") for s in backend.spans)
+    # Metrics take the same path (names as in the direct run; points are cumulative, not compared).
+    wait_until(lambda: direct_metric_names <= {m["name"] for m in backend.metrics}, timeout=10,
+               what=f"the metrics {sorted(direct_metric_names)} at the backend")
+    assert all(m["resource"].get("service.name") == "catalogue" for m in backend.metrics)
     # The excluded health checks produced nothing.
     assert not any("/health" in json.dumps(s["attributes"]) for s in backend.spans)
