@@ -34,7 +34,8 @@ def one_span_request() -> tuple[ExportTraceServiceRequest, str]:
     return req, span_id.hex()
 
 
-def export(topology: _otelcol.Topology, *, tls: bool, token: str | None, ca: bytes | None = None) -> tuple[grpc.StatusCode, str]:
+def export(topology: _otelcol.Topology, *, tls: bool, token: str | None,
+           ca: bytes | None = None) -> tuple[grpc.StatusCode, str]:
     """Call the gateway's TraceService/Export directly; return (status code, span id sent)."""
     target = f"127.0.0.1:{topology.gateway_port}"
     if tls:
