@@ -71,7 +71,8 @@ fi
 say "building $BIN_NAME with $GO_VERSION (cold: a few minutes; warm caches: seconds)"
 rm -f "$BINARY"
 cd "$HERE"
-export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# No VCS stamping: _build/ sits inside the repository, and CI checkouts are often owned by another user.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false"
 "$BUILDER" --config "$MANIFEST" || die "the collector build failed (see the builder output above)"
 
 [ -x "$BINARY" ] || die "the builder finished but $BINARY is missing"

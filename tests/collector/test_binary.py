@@ -106,6 +106,29 @@ def test_build_script_is_a_no_op_when_the_manifest_is_unchanged(otelcol_binary):
     assert BINARY.stat().st_mtime_ns == before
 
 
+def test_build_script_rebuilds_when_the_manifest_changes(otelcol_binary, tmp_path):
+    """In a copy of collector/: built once, then a no-op, then rebuilt after a manifest edit."""
+    work = tmp_path / "collector"
+    work.mkdir()
+    shutil.copy(BUILD_SH, work / "build.sh")
+    shutil.copy(MANIFEST, work / "manifest.yaml")
+
+    def build() -> str:
+        proc = subprocess.run([str(work / "build.sh")], capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr
+
+    assert "built " in build()
+    stamp = (work / "_build" / ".stamp").read_text()
+    assert "up to date" in build()
+    with open(work / "manifest.yaml", "a") as f:
+        f.write("# an edit\n")
+    assert "built " in build()
+    assert (work / "_build" / ".stamp").read_text() != stamp
+    assert subprocess.run([str(work / "_build" / "otelcol-showmax"), "components"], capture_output=True,
+                          timeout=30, check=False).returncode == 0
+
+
 def test_build_script_fails_loudly_without_go(tmp_path):
     """No Go on PATH: build.sh exits non-zero with a clear message (and the tests then fail, not skip)."""
     bindir = tmp_path / "bin"
