@@ -158,3 +158,20 @@ def test_build_script_fails_loudly_when_the_build_fails(otelcol_binary, tmp_path
     assert "ERROR" in proc.stderr
     assert not (work / "_build" / ".stamp").exists()
     assert not (work / "_build" / "otelcol-showmax").exists()
+
+
+def test_binary_resolved_one_release_for_every_collector_module(otelcol_binary):
+    """Not only the manifest: every core and contrib module compiled in (direct or indirect) is at its release."""
+    proc = subprocess.run(["go", "version", "-m", str(BINARY)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    deps = [line.split()[1:3] for line in proc.stdout.splitlines() if line.split()[:1] in (["dep"], ["=>"])]
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    kinds = ("receivers", "processors", "exporters", "extensions", "providers")
+    manifest_versions = {entry["gomod"].split()[1] for kind in kinds for entry in manifest[kind]}
+    core = [(m, v) for m, v in deps if m.startswith("go.opentelemetry.io/collector")]
+    contrib = [(m, v) for m, v in deps if m.startswith("github.com/open-telemetry/opentelemetry-collector-contrib/")]
+    assert len(core) > 20 and len(contrib) >= 6
+    assert {v for _, v in core} <= manifest_versions, sorted(set(core))
+    assert {v for _, v in contrib} <= manifest_versions, sorted(set(contrib))
+    assert len({v for _, v in core if v.startswith("v0.")}) == 1 and len({v for _, v in core if v.startswith("v1.")}) == 1
+    assert len({v for _, v in contrib}) == 1
