@@ -24,7 +24,6 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -79,6 +78,9 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or stalls its connection is its own problem: no traceback, keep serving."""
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.conn_lock:
@@ -180,8 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 request.ParseFromString(body)
                 items = decode(signal, request)
-            except (DecodeError, ValueError, RuntimeError) as exc:
-                raise _BadRequest(400, f"malformed OTLP protobuf: {exc}")
+            except Exception as exc:  # DecodeError and anything else a hostile body provokes
+                raise _BadRequest(400, f"malformed OTLP protobuf: {type(exc).__name__}: {exc}")
         except _BadRequest as exc:
             self._reply(exc.status, str(exc).encode(), close=exc.status in (404, 413))
             return

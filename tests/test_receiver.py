@@ -195,13 +195,19 @@ def test_malformed_and_oversized_bodies_are_rejected_and_the_receiver_keeps_answ
         assert post(port, "/v1/traces", b"", {"Content-Encoding": "br"})[0] == 415
         assert post(port, "/v1/traces", b"{}", {"Content-Type": "application/json"})[0] == 415
         assert post(port, "/v1/nothing", valid_trace_request())[0] == 404
+        with closing(socket.create_connection(("127.0.0.1", port))) as truncated:  # sender gives up mid-body
+            truncated.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        chunked = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        with closing(socket.create_connection(("127.0.0.1", port), timeout=5)) as bad_chunks:
+            bad_chunks.sendall(chunked)
+            assert bad_chunks.recv(100).startswith(b"HTTP/1.1 400")
         assert receiver.spans == []
         status, headers, body = post(port, "/v1/traces", valid_trace_request())
         assert (status, headers["Content-Type"]) == (200, "application/x-protobuf")
         empty = trace_service_pb2.ExportTraceServiceResponse()
         assert trace_service_pb2.ExportTraceServiceResponse.FromString(body) == empty
         assert [(s["name"], s["trace_id"], s["span_id"]) for s in receiver.spans] == [("ok", "01" * 16, "02" * 8)]
-        assert receiver.requests["/v1/traces"] == 8
+        assert receiver.requests["/v1/traces"] == 10
 
 
 def test_status_mode_answers_that_status_and_keeps_nothing(receiver):
