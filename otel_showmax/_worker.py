@@ -255,6 +255,16 @@ class BatchWorker:
                     continue
             if self._abandoned:
                 return
+            if self._final and time.monotonic() < self._retry_at:
+                # The collector failed the last export and we are backing off: spending the
+                # shutdown budget on it would only delay the exit. Count what is left and stop.
+                left = len(queue)
+                queue.clear()
+                if left:
+                    self.stats.drop("shutdown", left)
+                    _diag.warn(f"abandon:{self.signal}", "collector unreachable at shutdown: dropped %d %s",
+                               left, self.signal)
+                return
             if self._final or self._flush_requested:
                 while queue and not self._abandoned:
                     self._export_one()  # one try per batch: the shutdown budget bounds it

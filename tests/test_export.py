@@ -115,3 +115,24 @@ def test_exporter_errors_go_to_stderr_not_to_the_log_pipeline(receiver, capsys):
     assert "otel_showmax:" in err
     # Nothing the export path logged was exported as a log record.
     assert not [r for r in receiver.logs if r["scope"].startswith(("opentelemetry", "otel_showmax.diag"))]
+
+
+def test_shutdown_does_not_wait_for_a_collector_known_to_be_down():
+    from otel_showmax.receiver import dead_port
+
+    otel_showmax.setup(
+        endpoint=f"http://127.0.0.1:{dead_port()}",
+        timeout=0.2,
+        bsp_schedule_delay_ms=10,
+        logs_exporter="none",
+        metrics_exporter="none",
+    )
+    make_spans(1)
+    worker = _setup.get_state().workers["traces"]
+    assert wait_until(lambda: otel_showmax.dropped()["traces"]["export_failed"] == 1)
+    make_spans(30)  # queued while backing off
+    start = time.monotonic()
+    otel_showmax.shutdown()
+    assert time.monotonic() - start < 1.0  # not the 5 s budget
+    assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 1, "shutdown": 30}
+    assert worker.pending() == 0
