@@ -162,18 +162,24 @@ def install(preset: str = "plain", service_name: str = "") -> None:
         if service_name:
             _state.service_name = service_name
         current = logging.getLogRecordFactory()
-        if _state.factory is not None and (current is _state.factory or _state.installed):
+        if _state.factory is not None:
             _state.installed = True
-            return
-        if _state.factory is not None and current is not _state.factory:
-            # Our earlier factory was disabled but could not be unlinked (someone chained on it):
-            # re-enable it rather than adding a second layer.
-            _state.installed = True
-            return
+            if current is _state.factory or _in_chain(current, names):
+                # Ours is active, or below a factory someone chained on it: no second layer.
+                return
         _state.previous = current
         _state.factory = _make_factory(current)
         _state.installed = True
         logging.setLogRecordFactory(_state.factory)
+
+
+def _in_chain(factory: Callable[..., logging.LogRecord], names: FieldNames) -> bool:
+    """Whether our (enabled) factory runs somewhere below ``factory``: probe one record."""
+    try:
+        probe = factory("otel_showmax.probe", logging.DEBUG, __file__, 0, "", (), None)
+    except Exception:
+        return False
+    return names.trace_id in probe.__dict__
 
 
 def uninstall() -> None:

@@ -156,6 +156,12 @@ def test_chains_on_an_existing_factory_and_survives_one_chained_on_top():
     correlation.install()  # re-enabled, still one layer
     assert logging.getLogRecordFactory() is on_top
     assert record().trace_id == ""
+    logging.setLogRecordFactory(original)  # someone drops the whole chain
+    correlation.install()
+    assert record().trace_id == ""  # chained afresh
+    logging.setLogRecordFactory(on_top)
+    correlation.install()  # ours is below on_top again: no extra layer
+    assert logging.getLogRecordFactory() is on_top
 
 
 def test_unknown_preset_is_refused():
