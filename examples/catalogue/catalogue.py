@@ -1,0 +1,133 @@
+"""The catalogue API: a small Falcon service in the spirit of the Showmax catalogue.
+
+Endpoints::
+
+    GET /titles?genre=&year=&q=&offset=0&limit=20   a page of titles (20 by default), filtered
+    GET /titles/{title_id}                          one title, 404 when unknown
+    GET /search?q=                                  titles whose name or cast matches q
+    GET /health                                     liveness (excluded from tracing and request logs)
+
+Telemetry has two entry points, and this module works with both:
+
+* zero-code: ``opentelemetry-instrument gunicorn -c gunicorn.conf.py catalogue:app`` — the wrapper
+  configures the process before this module is imported; the ``setup()`` call below then returns
+  the active configuration and changes nothing;
+* in code: ``gunicorn -c gunicorn.conf.py catalogue:app`` (or uWSGI) — the ``setup()`` call below
+  configures the process. It must run before ``falcon.App`` is created: the Falcon
+  instrumentation replaces ``falcon.App`` when it is switched on.
+
+Each request writes one application log line; otel_showmax adds the request log ("canonical log
+line") and the trace ids to both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import otel_showmax
+
+# The service name comes from OTEL_SERVICE_NAME when set, so the wrapper's configuration and this
+# call agree (a different one would be reported once and ignored: the first configuration wins).
+otel_showmax.setup(service_name=os.environ.get("OTEL_SERVICE_NAME", "catalogue"))
+
+import falcon  # noqa: E402  (after setup(): see the module docstring)
+
+log = otel_showmax.get_logger("catalogue")  # the seed's helper, safe to call anywhere
+log.setLevel(os.environ.get("CATALOGUE_LOG_LEVEL", "INFO"))
+
+GENRES = ("drama", "comedy", "documentary", "thriller", "kids", "sport")
+PEOPLE = ("Thandiwe Mokoena", "Sipho Dlamini", "Amina Yusuf", "Kwame Asante", "Naledi Khumalo", "Jonas Berg")
+TITLES: list[dict[str, object]] = [
+    {
+        "id": i,
+        "title": f"{('The Long', 'Quiet', 'Bright', 'Last', 'Hidden', 'Golden', 'Wild')[i % 7]} "
+        f"{('River', 'Summer', 'City', 'Road', 'Coast', 'Season', 'Signal', 'Harbour')[i % 8]} {i}",
+        "genre": GENRES[i % len(GENRES)],
+        "year": 1995 + (i * 7) % 30,
+        "cast": [PEOPLE[i % len(PEOPLE)], PEOPLE[(i * 5 + 1) % len(PEOPLE)]],
+        "runtime_min": 20 + (i * 13) % 110,
+    }
+    for i in range(1, 121)
+]
+BY_ID = {t["id"]: t for t in TITLES}
+MAX_LIMIT = 100
+
+
+def _int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
+    value = req.get_param_as_int(name, min_value=low, max_value=high)
+    return default if value is None else value
+
+
+class Titles:
+    """A page of titles, optionally filtered by genre, year and a text query."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        genre = req.get_param("genre")
+        year = req.get_param_as_int("year")
+        query = (req.get_param("q") or "").lower()
+        offset = _int_param(req, "offset", 0, 0, 1_000_000)
+        limit = _int_param(req, "limit", 20, 1, MAX_LIMIT)
+        found = [
+            t for t in TITLES
+            if (genre is None or t["genre"] == genre)
+            and (year is None or t["year"] == year)
+            and (not query or query in str(t["title"]).lower())
+        ]
+        page = found[offset:offset + limit]
+        log.info("listed %d of %d titles", len(page), len(found),
+                 extra={"catalogue.genre": genre or "", "catalogue.offset": offset})
+        resp.media = {"titles": page, "total": len(found), "offset": offset, "limit": limit}
+
+
+class Title:
+    """One title by id."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, title_id: int) -> None:
+        title = BY_ID.get(title_id)
+        if title is None:
+            log.info("title %d not found", title_id)
+            raise falcon.HTTPNotFound(title="No such title", description=f"title {title_id} does not exist")
+        log.info("title %d: %s", title_id, title["title"])
+        resp.media = title
+
+
+class Search:
+    """Titles whose name or cast contains the query."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = req.get_param("q", required=True).lower()
+        hits = [
+            t for t in TITLES
+            if query in str(t["title"]).lower() or any(query in str(p).lower() for p in t["cast"])  # type: ignore[attr-defined]
+        ][:MAX_LIMIT]
+        log.info("search matched %d titles", len(hits))
+        resp.media = {"query": query, "titles": hits, "total": len(hits)}
+
+
+class Health:
+    """Liveness probe; otel_showmax excludes it from tracing and from the request log."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok", "pid": os.getpid()}
+
+
+def create_app() -> falcon.App:
+    app = falcon.App()
+    app.add_route("/titles", Titles())
+    app.add_route("/titles/{title_id:int}", Title())
+    app.add_route("/search", Search())
+    app.add_route("/health", Health())
+    return app
+
+
+app = application = create_app()  # gunicorn: catalogue:app; uWSGI: module = catalogue
+
+
+if __name__ == "__main__":  # a quick local run without a server: python catalogue.py
+    from wsgiref.simple_server import make_server
+
+    port = int(os.environ.get("PORT", "8000"))
+    logging.basicConfig(level=logging.INFO)
+    print(f"catalogue on http://127.0.0.1:{port}/titles")
+    make_server("127.0.0.1", port, app).serve_forever()
