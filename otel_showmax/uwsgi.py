@@ -1,0 +1,179 @@
+"""uWSGI integration, automatic: ``setup()`` calls ``install()`` when it runs under uWSGI.
+
+uWSGI forks its workers in C, so ``os.register_at_fork`` hooks never run there, and in a gevent
+worker (``--gevent N``, any async mode) uWSGI skips Python's ``atexit`` handlers altogether: an
+SDK that flushes from ``atexit`` (upstream OpenTelemetry) loses whatever is still queued when a
+worker stops or is recycled by ``max-requests``. ``install()`` therefore:
+
+* chains ``uwsgi.post_fork_hook`` (or ``uwsgidecorators``' post-fork chain when that module is in
+  use) so each worker re-initialises its export pipeline and names its own ``process.pid`` before
+  it serves a request — when the app was loaded in the master (no ``lazy-apps``);
+* chains ``uwsgi.atexit``, which uWSGI calls in every worker on stop, reload and recycling (also in
+  gevent mode) and in the master, to flush within the shutdown budget;
+* warns once, on stderr, about combinations known to break (see ``check()``).
+
+Stopping uWSGI: plain SIGTERM to the master means *reload* to uWSGI 2.0 unless ``die-on-term`` is
+set; use ``die-on-term`` + SIGTERM, SIGINT, or the master FIFO (``q``) to stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["check", "install", "installed", "running_under_uwsgi"]
+
+_installed_in: int | None = None  # pid of the process that ran install()
+
+
+def running_under_uwsgi() -> bool:
+    """Whether this interpreter is embedded in uWSGI (``import uwsgi`` works)."""
+    if "uwsgi" in sys.modules:
+        return True
+    try:
+        import uwsgi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def installed() -> bool:
+    """Whether the hooks are in place (installed in this process or inherited from the master)."""
+    return _installed_in is not None
+
+
+def install() -> bool:
+    """Install the post-fork and atexit hooks once; returns False when not under uWSGI."""
+    global _installed_in
+    try:
+        import uwsgi
+    except ImportError:
+        return False
+    if _installed_in is not None:
+        return True
+    _installed_in = os.getpid()
+    _chain_post_fork(uwsgi)
+    _chain_atexit(uwsgi)
+    for message in check(uwsgi.opt, has_threads=getattr(uwsgi, "has_threads", 1), loop=_loop(uwsgi),
+                         worker_id=_worker_id(uwsgi)):
+        _warn(message)
+    return True
+
+
+# -- hooks ------------------------------------------------------------------------------------------
+
+
+def _post_fork() -> None:
+    """In a new worker (mule, spooler): fresh queues and threads, resource with this pid."""
+    from . import _setup
+
+    _setup.ensure_process()
+
+
+def _at_exit() -> None:
+    """uWSGI is stopping, reloading or recycling this process: flush within the budget."""
+    from . import _setup
+
+    if _setup.get_state() is not None:
+        _setup.shutdown()
+
+
+def _chain_post_fork(uwsgi: Any) -> None:
+    decorators = sys.modules.get("uwsgidecorators")
+    if decorators is not None and getattr(uwsgi, "post_fork_hook", None) is getattr(decorators, "postfork_chain_hook", 0):
+        # uwsgidecorators owns the hook and runs its chain: join the chain, first.
+        decorators.postfork_chain.insert(0, _post_fork)
+        return
+    previous = getattr(uwsgi, "post_fork_hook", None)
+    uwsgi.post_fork_hook = _chained(_post_fork, previous)
+
+
+def _chain_atexit(uwsgi: Any) -> None:
+    previous = getattr(uwsgi, "atexit", None)
+    # The app's own hook runs first (it may still log); then ours flushes everything.
+    uwsgi.atexit = _chained(previous, _at_exit) if previous is not None else _chained(_at_exit, None)
+
+
+def _chained(first: Callable[[], Any] | None, second: Callable[[], Any] | None) -> Callable[[], None]:
+    def hook() -> None:
+        for fn in (first, second):
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception as error:  # one failing hook must not skip the other
+                _warn(f"uWSGI hook {getattr(fn, '__qualname__', fn)!r} failed: {error!r}")
+
+    hook.otel_showmax_chain = (first, second)  # type: ignore[attr-defined]
+    return hook
+
+
+# -- checks -----------------------------------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "on", "y", "t")
+
+
+def _flag(opt: Mapping[str, Any], name: str) -> bool:
+    value = opt.get(name)
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.strip().lower() in _TRUE
+
+
+def _loop(uwsgi: Any) -> str:
+    loop = getattr(uwsgi, "loop", None)
+    if isinstance(loop, bytes):
+        loop = loop.decode()
+    return loop or ""
+
+
+def _worker_id(uwsgi: Any) -> int:
+    try:
+        return int(uwsgi.worker_id())
+    except Exception:
+        return 0
+
+
+def check(opt: Mapping[str, Any], *, has_threads: int = 1, loop: str = "", worker_id: int = 0) -> list[str]:
+    """Messages about uWSGI options known to break telemetry (empty when all is well).
+
+    Args:
+        opt: ``uwsgi.opt`` (option name → ``True``, bytes, or a list of them).
+        has_threads: ``uwsgi.has_threads``; 0 when Python threads are disabled.
+        loop: ``uwsgi.loop``, e.g. ``"gevent"``.
+        worker_id: ``uwsgi.worker_id()``; 0 in the master (the app is loaded before forking).
+    """
+    messages = []
+    gevent = loop == "gevent" or "gevent" in opt
+    if _flag(opt, "gevent-early-monkey-patch") and _flag(opt, "py-call-uwsgi-fork-hooks"):
+        messages.append(
+            "uWSGI runs with gevent-early-monkey-patch and py-call-uwsgi-fork-hooks together: this combination "
+            "is known to crash workers (segmentation fault) at fork; drop py-call-uwsgi-fork-hooks — otel_showmax "
+            "re-initialises each worker through uwsgi.post_fork_hook without it"
+        )
+    if not has_threads and not gevent:
+        messages.append(
+            "uWSGI runs without enable-threads and without the gevent loop: the export threads will never run, "
+            "so no telemetry leaves this process; add enable-threads = true (or run with gevent)"
+        )
+    lazy = _flag(opt, "lazy-apps") or _flag(opt, "lazy")
+    if not lazy and worker_id == 0 and _flag(opt, "master"):
+        messages.append(
+            "otel_showmax was configured in the uWSGI master (no lazy-apps): uWSGI forks workers in C without "
+            "Python's fork hooks; otel_showmax re-initialises each worker from uwsgi.post_fork_hook, but threads "
+            "or locks other libraries hold in the master are inherited as they are — prefer lazy-apps = true"
+        )
+    return messages
+
+
+def _warn(message: str) -> None:
+    from . import _diag
+
+    _diag.once(f"uwsgi:{message[:40]}", "%s", message)
