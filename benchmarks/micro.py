@@ -33,6 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 CHUNK = 256
 LOCAL_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

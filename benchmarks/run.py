@@ -46,6 +46,9 @@ RESULTS = HERE / "results"
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+# Every child (gunicorn workers, the receiver) imports otel_showmax from the tree this runner is in,
+# e.g. a `git archive` snapshot of a commit while the main checkout is being edited.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 import upstream_env  # noqa: E402
 
@@ -179,7 +182,7 @@ def variants() -> dict[str, Variant]:
 def base_env() -> dict[str, str]:
     """The parent environment without anything that would configure telemetry differently."""
     drop = ("OTEL_", "BENCH_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k not in ("PYTHONPATH",)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["PYTHONUNBUFFERED"] = "0"
     return env
 
@@ -249,6 +252,8 @@ class LiveReceiver:
 def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_path: Path,
           port: int) -> subprocess.Popen:
     env = {**base_env(), **env_extra, "BENCH_APP_MODE": variant.app_mode, "BENCH_STATS": str(stats_path)}
+    if variant.python_bin != MAIN_BIN:
+        env.pop("PYTHONPATH", None)  # the upstream virtualenv must not see otel_showmax
     if variant.python_bin == MAIN_BIN and (variant.wrapper or variant.app_mode == "setup"):
         env["BENCH_OTEL_SHOWMAX"] = "1"  # otel_showmax's gunicorn hooks, as its README says
     gunicorn = [str(variant.python_bin / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",

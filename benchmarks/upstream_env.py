@@ -9,12 +9,14 @@ benchmarks/upstream_env.py`` does it explicitly); re-created when the pin list c
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv-upstream"
+# BENCH_UPSTREAM_VENV: reuse one elsewhere (e.g. when running a snapshot of the tree).
+VENV = Path(os.environ.get("BENCH_UPSTREAM_VENV") or HERE / ".venv-upstream")
 
 #: The same versions as the main virtualenv (see BENCHMARKS.md).
 PINS = (
