@@ -113,6 +113,7 @@ def _build(state: State) -> None:
     if handler is not None:
         _adopt_logging(handler)
     _bridge.on_reconfigure(_reenable_our_loggers)
+    _keep_request_log(config)
     if state.reader is not None:
         state.reader.ensure_started()
     _instrument(config, tracer_provider)
@@ -196,11 +197,20 @@ def _instrument(config: Config, tracer_provider: Any) -> None:
         uwsgi_support.install()
 
 
+def _keep_request_log(config: Config) -> None:
+    """Neither the root level (WARNING by default) nor dictConfig(disable_existing_loggers=True) may
+    silence the request log: one request, one request log. A level the user set is kept."""
+    if config.request_log:
+        request_logger = logging.getLogger(config.request_log_logger)
+        request_logger.disabled = False
+        if request_logger.level == logging.NOTSET:
+            request_logger.setLevel(config.request_log_level)
+
+
 def _reenable_our_loggers() -> None:
-    """dictConfig(disable_existing_loggers=True) must not silence the request log."""
     state = _state
-    if state is not None:
-        logging.getLogger(state.config.request_log_logger).disabled = False
+    if state is not None and not state.config.disabled:
+        _keep_request_log(state.config)
 
 
 def _install_process_hooks() -> None:
