@@ -197,10 +197,11 @@ def _check_uwsgi(o: dict[str, str], shutdown_timeout: float) -> list[Finding]:
                 f"set {key} above {shutdown_timeout}, or OTEL_SHOWMAX_SHUTDOWN_TIMEOUT lower"))
     if "gevent-early-monkey-patch" in on and "py-call-uwsgi-fork-hooks" in on:
         findings.append(Finding(
-            "server", "error", "uWSGI gevent-early-monkey-patch with py-call-uwsgi-fork-hooks: CPython's fork hooks "
-            "run in each C-forked worker over gevent-patched threading — a known-bad pair that can leave the "
-            "export threads' locks held from the master, so the worker never exports",
-            "drop py-call-uwsgi-fork-hooks and use lazy-apps = true (the app, and setup(), load in each worker)"))
+            "server", "error", "uWSGI gevent-early-monkey-patch with py-call-uwsgi-fork-hooks: a known-bad pair "
+            "that crashes workers at fork (CPython's fork hooks run over gevent-patched threading in a C-forked "
+            "worker), so those workers serve and export nothing",
+            "drop py-call-uwsgi-fork-hooks: otel_showmax re-initialises each worker from uwsgi.post_fork_hook "
+            "(lazy-apps = true avoids forking a loaded app altogether)"))
     forks_hooked = {"lazy-apps", "lazy", "py-call-uwsgi-fork-hooks", "py-call-osafterfork"} & on
     if "master" in on and not forks_hooked:
         findings.append(Finding(

@@ -97,8 +97,8 @@ def _levels(config: Any) -> list[Finding]:
                 f"the request log ({config.request_log_logger!r} at "
                 f"{logging.getLevelName(config.request_log_level)}) is filtered out by logger levels: no request "
                 "log line is written or exported",
-                f"set logging.getLogger({config.request_log_logger!r}).setLevel(logging.INFO) after configuring "
-                "logging, or OTEL_SHOWMAX_REQUEST_LOG_LEVEL to a level that passes",
+                f"remove the level your logging configuration sets on {config.request_log_logger!r} (or on a "
+                "parent); to turn the request log off on purpose, set OTEL_SHOWMAX_REQUEST_LOG=false",
             ))
     return findings
 
