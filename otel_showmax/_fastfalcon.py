@@ -30,7 +30,9 @@ Deliberate differences from upstream (each listed in tests/test_fastfalcon.py):
 
 from __future__ import annotations
 
+import re
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from time import perf_counter, time_ns
@@ -42,7 +44,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.falcon.version import __version__ as UPSTREAM_VERSION
 from opentelemetry.instrumentation.propagators import FuncSetter, get_global_response_propagator
 from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.metrics import get_meter
+from opentelemetry.metrics import Observation, get_meter
 from opentelemetry.propagate import extract
 from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
@@ -53,7 +55,6 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
     OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
-    SanitizeValue,
     detect_synthetic_user_agent,
     get_custom_headers,
     get_excluded_urls,
@@ -89,6 +90,7 @@ _NEW_ACTIVE = frozenset(_server_active_requests_count_attrs_new)
 _OLD_DURATION = frozenset(_server_duration_attrs_old)
 _NEW_DURATION = frozenset(_server_duration_attrs_new)
 _ERROR = Status(StatusCode.ERROR)
+_MASK = "[REDACTED]"  # upstream's SanitizeValue
 _CACHE_MAX = 256
 _ORIGINAL_APP: Any = falcon.App
 _response_setter = FuncSetter(falcon.Response.append_header)
@@ -133,10 +135,21 @@ class _Plan:
                 name=HTTP_SERVER_REQUEST_DURATION, description="Duration of HTTP server requests.", unit="s",
                 explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
             )
-        self.active = meter.create_up_down_counter(
-            name=MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS, unit="requests",
-            description="measures the number of concurrent HTTP requests that are currently in-flight",
-        )
+        self.active_requests = opts.pop("active_requests", "observable")
+        self.active = self.in_flight = None
+        active = {
+            "name": MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS, "unit": "requests",
+            "description": "measures the number of concurrent HTTP requests that are currently in-flight",
+        }
+        if self.active_requests == "upstream":
+            self.active = meter.create_up_down_counter(**active)
+        elif self.active_requests == "observable":
+            self.in_flight = InFlight()
+            meter.create_observable_up_down_counter(callbacks=[self.in_flight.observe], **active)
+        elif self.active_requests != "off":
+            raise ValueError(f"active_requests: {self.active_requests!r} is not 'observable', 'upstream' or 'off'")
+        keys = (_OLD_ACTIVE if old else frozenset()) | (_NEW_ACTIVE if new else frozenset())
+        self.active_keys = keys
         self.traced_attrs: list[str] = opts.pop("traced_request_attributes", get_traced_request_attrs("FALCON"))
         self.request_hook: Callable[..., Any] | None = opts.pop("request_hook", None)
         self.response_hook: Callable[..., Any] | None = opts.pop("response_hook", None)
@@ -144,9 +157,23 @@ class _Plan:
         self.capture_all_methods = bool(
             __import__("os").environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)
         )
-        self.sanitize = SanitizeValue(get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS))
-        self.capture_request = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST)
-        self.capture_response = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE)
+        # Upstream captures the headers named in its environment variables, and a request/response
+        # hook may capture more afterwards. Lists given here replace the environment's (a caller
+        # passing them includes the environment's, as otel_showmax.falcon does) and are applied
+        # where upstream's hooks run.
+        given = "capture_request_headers" in opts or "capture_response_headers" in opts
+        sanitize = opts.pop("sanitize_headers", None)
+        if sanitize is None:
+            sanitize = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        request = opts.pop("capture_request_headers", None)
+        if request is None and not given:
+            request = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST)
+        response = opts.pop("capture_response_headers", None)
+        if response is None and not given:
+            response = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE)
+        self.capture_request = HeaderCapture(request or (), sanitize, normalise_request_header_name)
+        self.capture_response = HeaderCapture(response or (), sanitize, normalise_response_header_name)
+        self.capture_response_late = given  # where otel_showmax.falcon's response hook captured them
         self._methods: dict[str, tuple[tuple[tuple[str, str], ...], str, bool]] = {}
         self._agents: dict[str, str | None] = {}
 
@@ -279,32 +306,100 @@ class _Plan:
                 result["network.protocol.version"] = flavor
         return result
 
-    def request_headers(self, env: dict[str, Any]) -> dict[str, list[str]]:
-        """``collect_custom_request_headers_attributes`` with the lists read once."""
-        headers = {key[5:].replace("_", "-"): value for key, value in env.items() if key.startswith("HTTP_")}
-        return self.sanitize.sanitize_header_values(headers, self.capture_request, normalise_request_header_name)
 
-    def response_headers(self, items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-        """``collect_custom_response_headers_attributes`` with the lists read once."""
-        headers: dict[str, str] = {}
+
+class HeaderCapture:
+    """Upstream's header capture rule (``SanitizeValue.sanitize_header_values``), compiled once.
+
+    A header is captured when a pattern matches its whole name, case-insensitively; its value
+    becomes ``[REDACTED]`` when a sanitize pattern is found in its name. Decisions are cached per
+    header name (up to ``_NAMES_MAX`` names; clients choose header names).
+    """
+
+    _NAMES_MAX = 1024
+
+    def __init__(self, capture: Iterable[str], sanitize: Iterable[str], normalise: Callable[[str], str]) -> None:
+        capture, sanitize = list(capture), list(sanitize)
+        self._capture = re.compile("|".join(capture), re.IGNORECASE) if capture else None
+        self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
+        self._normalise = normalise
+        self._names: dict[str, tuple[str, bool] | None] = {}
+
+    def __bool__(self) -> bool:
+        return self._capture is not None
+
+    def _decide(self, cache_key: str, name: str) -> tuple[str, bool] | None:
+        try:
+            return self._names[cache_key]
+        except KeyError:
+            pass
+        decision = None
+        if self._capture is not None and self._capture.fullmatch(name):
+            decision = (self._normalise(name.lower()), bool(self._sanitize and self._sanitize.search(name)))
+        if len(self._names) < self._NAMES_MAX:
+            self._names[cache_key] = decision
+        return decision
+
+    def from_environ(self, env: dict[str, Any]) -> dict[str, list[str]]:
+        """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``)."""
+        out: dict[str, list[str]] = {}
+        for key, value in env.items():
+            if key.startswith("HTTP_"):
+                decision = self._decide(key, key[5:].replace("_", "-"))
+                if decision is not None:
+                    out[decision[0]] = [_MASK if decision[1] else value]
+        return out
+
+    def from_items(self, items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+        """Response headers; repeated names are joined with ``,``."""
+        values: dict[str, str] = {}
         for key, value in items:
             key = key.lower()
-            if key in headers:
-                headers[key] += "," + value
+            if key in values:
+                values[key] += "," + value
             else:
-                headers[key] = value
-        return self.sanitize.sanitize_header_values(headers, self.capture_response, normalise_response_header_name)
+                values[key] = value
+        out: dict[str, list[str]] = {}
+        for key, value in values.items():
+            decision = self._decide(key, key)
+            if decision is not None:
+                out[decision[0]] = [_MASK if decision[1] else value]
+        return out
+
+
+class InFlight:
+    """``http.server.active_requests`` as upstream's up-down counter would sum it, kept in a dict.
+
+    Upstream adds +1 and -1 per request through the SDK (two measurements, ~15 µs each here);
+    this counts per attribute set and reports the counts through an observable up-down counter
+    when metrics are collected: the same name, unit, description, attribute sets and values, no
+    exemplars.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[tuple[str, Any], ...], int] = {}
+
+    def add(self, key: tuple[tuple[str, Any], ...], amount: int) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def observe(self, options: Any) -> list[Observation]:
+        with self._lock:
+            counts = list(self._counts.items())
+        return [Observation(count, dict(key)) for key, count in counts]
 
 
 class _Request:
     """Per-request state shared by ``TracedApp.__call__`` and the middleware (one environ entry)."""
 
-    __slots__ = ("attrs", "server", "span", "status_attrs")
+    __slots__ = ("attrs", "resource", "server", "span", "status_attrs")
 
     def __init__(self, span: Any, attrs: dict[str, Any], server: bool) -> None:
         self.span = span
         self.attrs = attrs
         self.server = server
+        self.resource: str | None = None
         self.status_attrs: dict[str, Any] | None = None
 
 
@@ -323,8 +418,8 @@ class TraceMiddleware:
 
     def process_resource(self, req: Any, resp: Any, resource: Any, params: Any) -> None:
         state = req.env.get(_STATE_KEY)
-        if state is not None and state.span.is_recording():
-            state.span.set_attribute("falcon.resource", resource.__class__.__name__)
+        if state is not None:  # set with the response attributes (or at the end, if none come)
+            state.resource = resource.__class__.__name__
 
     def process_response(self, req: Any, resp: Any, resource: Any, req_succeeded: bool | None = None) -> None:
         env = req.env
@@ -361,6 +456,9 @@ class TraceMiddleware:
         recording = span.is_recording()
         metric: dict[str, Any] = {}
         attrs: dict[str, Any] = {}
+        if state.resource is not None:
+            attrs["falcon.resource"] = state.resource
+            state.resource = None
         old, new = plan.old, plan.new
         error = False
         if code < 0:
@@ -388,14 +486,16 @@ class TraceMiddleware:
                     attrs["http.route"] = route
                 else:
                     span.update_name(method)
-                if plan.capture_response:
-                    attrs.update(plan.response_headers(resp.headers.items()))
+                if plan.capture_response and not plan.capture_response_late:
+                    attrs.update(plan.capture_response.from_items(resp.headers.items()))
             span.set_attributes(attrs)
             if code < 0 or error:
                 span.set_status(error_status)
         propagator = get_global_response_propagator()
         if propagator:
             propagator.inject(resp, setter=_response_setter)
+        if plan.capture_response_late and plan.capture_response and recording and state.server:
+            span.set_attributes(plan.capture_response.from_items(resp.headers.items()))
         hook = plan.response_hook
         if hook:
             hook(span, req, resp)
@@ -470,14 +570,14 @@ class TracedApp(_ORIGINAL_APP):  # type: ignore[misc,valid-type]
         if with_path and path:
             name = f"{name} {path}"
         if server and plan.capture_request:
-            attributes.update(plan.request_headers(env))
+            attributes.update(plan.capture_request.from_environ(env))
         span = plan.tracer.start_span(name, parent, kind, attributes, start_time=start_time)
-        active_attrs = {}
-        if plan.old:
-            active_attrs = {k: v for k, v in attributes.items() if k in _OLD_ACTIVE}
-        if plan.new:
-            active_attrs.update((k, v) for k, v in attributes.items() if k in _NEW_ACTIVE)
-        plan.active.add(1, active_attrs, parent)
+        keys = plan.active_keys
+        active_key = tuple([item for item in attributes.items() if item[0] in keys])
+        if plan.in_flight is not None:
+            plan.in_flight.add(active_key, 1)
+        elif plan.active is not None:
+            plan.active.add(1, dict(active_key), parent)
         state = _Request(span, attributes, server)
         env[_STATE_KEY] = state
         env[SPAN_KEY] = span
@@ -491,12 +591,12 @@ class TracedApp(_ORIGINAL_APP):  # type: ignore[misc,valid-type]
             exception = exc
             raise
         finally:
-            self._finish(plan, state, current, active_attrs, perf_counter() - start, exception)
+            self._finish(plan, state, current, active_key, perf_counter() - start, exception)
             context_api.detach(token)
             span.end()
 
     @staticmethod
-    def _finish(plan: _Plan, state: _Request, current: Any, active_attrs: dict[str, Any],
+    def _finish(plan: _Plan, state: _Request, current: Any, active_key: tuple[tuple[str, Any], ...],
                 duration: float, exception: Exception | None) -> None:
         attributes = state.attrs
         status = state.status_attrs or {}
@@ -508,8 +608,13 @@ class TracedApp(_ORIGINAL_APP):  # type: ignore[misc,valid-type]
             attrs = {k: v for k, v in attributes.items() if k in _NEW_DURATION}
             attrs.update((k, v) for k, v in status.items() if k in _NEW_DURATION)
             plan.duration_new.record(max(duration, 0), attrs, current)
-        plan.active.add(-1, active_attrs, current)
+        if plan.in_flight is not None:
+            plan.in_flight.add(active_key, -1)
+        elif plan.active is not None:
+            plan.active.add(-1, dict(active_key), current)
         span = state.span
+        if state.resource is not None and span.is_recording():  # no process_response ran
+            span.set_attribute("falcon.resource", state.resource)
         if exception is not None and isinstance(span, trace.Span) and span.is_recording():
             span.record_exception(exception)
             span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))

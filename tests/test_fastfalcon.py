@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,6 +198,7 @@ def env_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_upstream(envs: list[dict[str, Any]], **opts: Any) -> tuple[Telemetry, list[str]]:
+    random.seed(7)  # the same span ids and exemplar reservoir choices in both runs
     tel = Telemetry()
     instrumentor = FalconInstrumentor()
     instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider, **opts)
@@ -209,7 +211,9 @@ def run_upstream(envs: list[dict[str, Any]], **opts: Any) -> tuple[Telemetry, li
 
 
 def run_fast(envs: list[dict[str, Any]], **opts: Any) -> tuple[Telemetry, list[str]]:
+    random.seed(7)
     tel = Telemetry()
+    opts.setdefault("active_requests", "upstream")
     app = build(TracedApp(_otel_opts={
         "tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider, **opts,
     }))
@@ -246,8 +250,15 @@ def metric_view(reader: InMemoryMetricReader) -> dict[tuple[str, frozenset[Any]]
                         value: Any = ("histogram", point.count, tuple(point.explicit_bounds))
                     else:
                         value = ("sum", point.value)
+                    # Histogram exemplars keep the last measurement per bucket, and durations differ
+                    # between runs: only whether there are any is compared for them.
+                    exemplars: Any = bool(point.exemplars) if hasattr(point, "bucket_counts") else sorted(
+                        ("incoming" if e.trace_id == int(TRACE_ID, 16) else "own",
+                         "parent" if e.span_id == int(PARENT_ID, 16) else "own")
+                        for e in point.exemplars
+                    )
                     out[key] = (metric.unit, metric.description, type(metric.data).__name__, value,
-                                sm.scope.name, sm.scope.version, sm.scope.schema_url)
+                                sm.scope.name, sm.scope.version, sm.scope.schema_url, exemplars)
     return out
 
 
@@ -334,6 +345,69 @@ def test_inside_an_existing_span_the_span_is_internal_as_upstream(mode: str | No
     finally:
         up.close()
         fast.close()
+
+
+def without_active_exemplars(view: dict[Any, Any]) -> dict[Any, Any]:
+    return {k: (v[:-1] if k[0] == "http.server.active_requests" else v) for k, v in view.items()}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_observable_active_requests_report_upstreams_points(mode: str | None, semconv: Any, env_config: None) -> None:
+    """The default: the same points as upstream's up-down counter, without its exemplars."""
+    semconv(mode)
+    envs = requests()
+    up, _ = run_upstream(envs)
+    fast, _ = run_fast(envs, active_requests="observable")
+    try:
+        assert without_active_exemplars(metric_view(fast.reader)) == without_active_exemplars(metric_view(up.reader))
+        assert any(k[0] == "http.server.active_requests" for k in metric_view(up.reader))
+    finally:
+        up.close()
+        fast.close()
+
+
+def test_active_requests_count_the_request_in_flight(semconv: Any) -> None:
+    semconv("http/dup")
+    seen: dict[str, list[Any]] = {}
+
+    def app_with_probe(app: Any, tel: Telemetry, label: str) -> Any:
+        class Probe:
+            def on_get(self, req: Any, resp: Any) -> None:
+                seen[label] = [
+                    p.value for k, p in points(tel.reader) if k == "http.server.active_requests"
+                ]
+
+        app.add_route("/probe", Probe())
+        return app
+
+    up = Telemetry()
+    instrumentor = FalconInstrumentor()
+    instrumentor.instrument(tracer_provider=up.tracer_provider, meter_provider=up.meter_provider)
+    try:
+        falcon.testing.TestClient(app_with_probe(falcon.App(), up, "upstream")).simulate_get("/probe")
+    finally:
+        instrumentor.uninstrument()
+    fast = Telemetry()
+    for label in ("observable", "upstream-style"):
+        active = "observable" if label == "observable" else "upstream"
+        app = TracedApp(_otel_opts={"tracer_provider": fast.tracer_provider, "meter_provider": fast.meter_provider,
+                                    "active_requests": active})
+        falcon.testing.TestClient(app_with_probe(app, fast, label)).simulate_get("/probe")
+    assert seen["upstream"] == seen["observable"] == [1]
+    assert {p.value for k, p in points(fast.reader) if k == "http.server.active_requests"} == {0}  # both done
+    off = Telemetry()
+    app = TracedApp(_otel_opts={"tracer_provider": off.tracer_provider, "meter_provider": off.meter_provider,
+                                "active_requests": "off"})
+    falcon.testing.TestClient(app).simulate_get("/titles")
+    assert "http.server.active_requests" not in [k for k, _ in points(off.reader)]
+    for tel in (up, fast, off):
+        tel.close()
+
+
+def points(reader: InMemoryMetricReader) -> list[tuple[str, Any]]:
+    data = reader.get_metrics_data()
+    return [(m.name, p) for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
+            for m in sm.metrics for p in m.data.data_points]
 
 
 def test_unsampled_requests_still_count_in_metrics(semconv: Any) -> None:

@@ -1,0 +1,172 @@
+"""Per-request cost of Falcon tracing: bare / upstream instrumentation / otel_showmax._fastfalcon.
+
+    .venv/bin/python benchmarks/fastfalcon.py             # 7 alternated rounds of 2,000 requests
+    .venv/bin/python benchmarks/fastfalcon.py --quick     # 3 rounds of 500
+
+One process, an in-process WSGI loop (no server, no sockets), the catalogue list endpoint of
+benchmarks/catalogue_app.py (20 titles as JSON, one application log line to an in-memory handler).
+The configurations alternate A B C … A B C … each round and share the global TracerProvider (a
+processor that counts spans, so the run can check one span per traced request) and MeterProvider
+(an in-memory reader, so upstream's HTTP metrics are aggregated as in production):
+
+- ``bare``              falcon.App, no instrumentation;
+- ``upstream``          opentelemetry-instrumentation-falcon's app class (what FalconInstrumentor installs);
+- ``fast``              otel_showmax._fastfalcon.TracedApp (same spans and metrics: tests/test_fastfalcon.py);
+- ``showmax-upstream``  otel_showmax.falcon as committed (upstream's app class + redaction + request log);
+- ``showmax-fast``      otel_showmax.falcon on TracedApp (the proposed falcon.py change, applied by
+  substitution for the run).
+
+Reported: median µs per request (wall and process CPU) and throughput ratios to ``bare`` of the
+same round (bare µs / config µs), medians over rounds. Span export and encoding are not included
+(see benchmarks/micro.py for those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("BENCH_APP_MODE", "plain")
+
+import falcon  # noqa: E402
+import falcon.testing  # noqa: E402
+from opentelemetry import metrics, trace  # noqa: E402
+from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
+
+import catalogue_app  # noqa: E402
+
+CONFIGS = ("bare", "upstream", "fast", "showmax-upstream", "showmax-fast")
+
+
+class CountingProcessor(SpanProcessor):
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def on_end(self, span: Any) -> None:
+        self.ended += 1
+
+
+def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
+    counter = CountingProcessor()
+    provider = TracerProvider()
+    provider.add_span_processor(counter)
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+    from otel_showmax import _fastfalcon
+    from otel_showmax import falcon as showmax_falcon
+
+    apps: dict[str, Any] = {"bare": falcon.App()}
+    showmax_falcon.instrument(redact_query_params=("token",), excluded_urls=("^/health",))
+    # Upstream's instrumented class as FalconInstrumentor().instrument() puts it in falcon.App (the
+    # instrumentor is on, for otel_showmax.falcon, for the whole run).
+    apps["upstream"] = UpstreamApp()
+    apps["fast"] = _fastfalcon.TracedApp()
+    apps["showmax-upstream"] = falcon.App()
+    original = showmax_falcon.UpstreamApp
+    showmax_falcon.UpstreamApp = _fastfalcon.TracedApp  # the proposed falcon.py change, for this run
+    try:
+        apps["showmax-fast"] = showmax_falcon._make_app_class(_fastfalcon.TracedApp)()
+    finally:
+        showmax_falcon.UpstreamApp = original
+    for app in apps.values():
+        app.add_route("/titles", catalogue_app.Titles())
+    return apps, counter
+
+
+def one_round(app: Any, env: dict[str, Any], n: int) -> tuple[float, float]:
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        pass
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        for chunk in app(dict(env), start_response):
+            pass
+    return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("-n", type=int, default=2000, help="requests per configuration per round")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.n = 3, 500
+
+    sink = io.StringIO()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    local = logging.StreamHandler(sink)
+    local.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(local)
+    root.setLevel(logging.INFO)
+
+    apps, counter = build_apps()
+    env = falcon.testing.create_environ(path="/titles", headers={"User-Agent": "wrk"})
+    env["RAW_URI"] = "/titles"
+    for name in CONFIGS:  # warm up, and check the endpoint works everywhere
+        one_round(apps[name], env, 50)
+    wall: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    ratio: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    spans: dict[str, int] = {c: 0 for c in CONFIGS}
+    for r in range(args.rounds):
+        order = CONFIGS if r % 2 == 0 else CONFIGS[::-1]
+        this: dict[str, float] = {}
+        for name in order:
+            before = counter.ended
+            w, c = one_round(apps[name], env, args.n)
+            spans[name] += counter.ended - before
+            this[name] = w
+            wall[name].append(w)
+            cpu[name].append(c)
+            sink.seek(0)
+            sink.truncate()
+        for name in CONFIGS:
+            ratio[name].append(this["bare"] / this[name])
+
+    expected = {c: (0 if c == "bare" else args.rounds * args.n) for c in CONFIGS}
+    results = {
+        c: {"wall_us": statistics.median(wall[c]), "cpu_us": statistics.median(cpu[c]),
+            "ratio_to_bare": statistics.median(ratio[c]), "spans": spans[c]}
+        for c in CONFIGS
+    }
+    print(f"falcon {falcon.__version__}, {args.rounds} rounds x {args.n} requests, {os.cpu_count()} cores")
+    print(f"{'config':18} {'wall µs/req':>12} {'cpu µs/req':>11} {'x bare':>7} {'added µs':>9}")
+    bare = results["bare"]["wall_us"]
+    for c in CONFIGS:
+        res = results[c]
+        print(f"{c:18} {res['wall_us']:12.1f} {res['cpu_us']:11.1f} {res['ratio_to_bare']:7.2f} "
+              f"{res['wall_us'] - bare:9.1f}")
+    up, fast = results["upstream"], results["fast"]
+    print(f"fast vs upstream: {up['wall_us'] - bare:.1f} -> {fast['wall_us'] - bare:.1f} µs added per request "
+          f"({fast['ratio_to_bare'] / up['ratio_to_bare']:.2f}x upstream's throughput ratio)")
+    sm_up, sm_fast = results["showmax-upstream"], results["showmax-fast"]
+    print(f"otel_showmax.falcon: {sm_up['wall_us'] - bare:.1f} -> {sm_fast['wall_us'] - bare:.1f} µs added per request")
+    bad = {c: (spans[c], expected[c]) for c in CONFIGS if spans[c] != expected[c]}
+    if bad:
+        print(f"WRONG SPAN COUNTS (got, expected): {bad}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "rounds": args.rounds, "n": args.n}, indent=2))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
