@@ -206,7 +206,7 @@ def run_demo(args: Any) -> int:
         _wait_for_telemetry(receiver, 3 * len(answers), len(answers), started + DEADLINE_S - 8)
         spans = [s for s in receiver.spans if s["resource"].get("service.name") in SERVICES]
         logs = [r for r in receiver.logs if r["resource"].get("service.name") in SERVICES]
-        out.write(render_traces(spans, [r for r in logs if r["trace_id"]], color=color))
+        out.write(render_traces(spans, logs, color=color))
         correlated = sum(1 for r in logs if r["span_id"])
         traces = len({s["trace_id"] for s in spans})
         out.write(f"\n{traces} traces, {len(spans)} spans and {len(logs)} log records ({correlated} under their span) "
