@@ -60,16 +60,11 @@ def check_gevent(grpc_signals: list[str]) -> tuple[dict[str, Any], list[Finding]
             findings.append(Finding(
                 "gevent", "ok", f"gRPC export ({', '.join(grpc_signals)}) under gevent: otel_showmax calls "
                 "grpc.experimental.gevent.init_gevent() before its first channel and exports on real OS threads"))
-    if "threading" in patched:
-        upstream = _instances("opentelemetry.sdk.trace.export", "BatchSpanProcessor") + _instances(
-            "opentelemetry.sdk._logs._internal.export", "BatchLogRecordProcessor")
-        if upstream:
-            findings.append(Finding(
-                "gevent", "warning",
-                f"{len(upstream)} upstream batch processor(s) created after gevent patched threading: their workers "
-                "run as greenlets (opentelemetry-python #4025, #3884)",
-                "let otel_showmax.setup() build the pipeline (its workers are real OS threads)",
-            ))
+    from .gevent import check_monkey_patch
+
+    for problem in check_monkey_patch():  # patch order, partial patching, SDK workers as greenlets
+        findings.append(Finding("gevent", "warning", problem,
+                                "call gevent.monkey.patch_all() first thing, before any other import"))
     if not findings:
         findings.append(Finding("gevent", "ok", f"gevent patched: {', '.join(patched) or 'nothing yet'}"))
     return facts, findings
