@@ -129,11 +129,11 @@ def app_from_server_options(args: Any) -> str | None:
             return module if ":" in module else f"{module}:{options.get('callable', 'application')}"
     gunicorn_args = args.gunicorn_args or os.environ.get("GUNICORN_CMD_ARGS")
     if gunicorn_args:
-        from gunicorn.config import Config
-
         try:
+            from gunicorn.config import Config
+
             positional = Config().parser().parse_args(shlex.split(gunicorn_args)).args
-        except SystemExit:
+        except (ImportError, SystemExit):
             return None
         if positional:
             return str(positional[-1])
