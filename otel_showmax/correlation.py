@@ -86,25 +86,30 @@ _state = _State()
 _lock = threading.Lock()
 # Trace fields of every preset: never written again as ``extra`` fields.
 _INJECTED_ALL = frozenset(name for names in FIELD_PRESETS.values() for name in names)
-# The last span context seen and its hex strings: a request logs many lines under one span.
-_last: tuple[Any, str, str, bool] = (None, "", "", False)
+# The last span context seen and its fields: a request logs many lines under one span.
+_EMPTY: tuple[str, str, bool] = ("", "", False)
+_last: tuple[Any, tuple[str, str, bool]] = (None, _EMPTY)
+
+
+def _fields_of(span: Any) -> tuple[str, str, bool]:
+    global _last
+    ctx = span.get_span_context()
+    last = _last
+    if ctx is last[0]:
+        return last[1]
+    if not ctx.is_valid:
+        return _EMPTY
+    fields = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), bool(ctx.trace_flags & 0x01))
+    _last = (ctx, fields)
+    return fields
 
 
 def _ids() -> tuple[str, str, bool]:
     """Hex trace id, hex span id and sampled flag of the current span; empty outside a span."""
-    global _last
     span = get_current_span()
     if span is INVALID_SPAN:
-        return "", "", False
-    ctx = span.get_span_context()
-    last = _last
-    if ctx is last[0]:
-        return last[1], last[2], last[3]
-    if not ctx.is_valid:
-        return "", "", False
-    result = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), ctx.trace_flags.sampled)
-    _last = (ctx, *result)
-    return result
+        return _EMPTY
+    return _fields_of(span)
 
 
 def current_fields() -> dict[str, Any]:
@@ -129,11 +134,10 @@ def _make_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., l
         names = state.names
         d = record.__dict__
         span = get_current_span()
-        if span is INVALID_SPAN:
-            d[names.trace_id] = d[names.span_id] = ""
-            d[names.sampled] = False
-        else:
-            d[names.trace_id], d[names.span_id], d[names.sampled] = _ids()
+        trace_id, span_id, sampled = _EMPTY if span is INVALID_SPAN else _fields_of(span)
+        d[names.trace_id] = trace_id
+        d[names.span_id] = span_id
+        d[names.sampled] = sampled
         d[names.service_name] = state.service_name
         return record
 
@@ -194,7 +198,7 @@ def uninstall() -> None:
         _state.installed = False
         _state.names = FIELD_PRESETS["plain"]
         _state.service_name = ""
-        _last = (None, "", "", False)
+        _last = (None, _EMPTY)
 
 
 def is_installed() -> bool:

@@ -44,16 +44,10 @@ from opentelemetry.instrumentation.falcon import _ENVIRON_EXC as UPSTREAM_EXC_KE
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
 from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp
 from opentelemetry.trace import SpanKind, get_current_span
-from opentelemetry.util.http import (
-    get_custom_header_attributes,
-    get_custom_headers,
-    normalise_request_header_name,
-    normalise_response_header_name,
-    sanitize_method,
-)
+from opentelemetry.util.http import get_custom_headers, sanitize_method
 
 from . import _diag
-from ._redact import QueryRedactor, check_patterns
+from ._redact import HEADER_MASK, QueryRedactor, check_patterns
 
 __all__ = [
     "REQUEST_LOG_FIELDS",
@@ -96,9 +90,8 @@ class UnsupportedAppWarning(RuntimeWarning):
 @dataclass(frozen=True)
 class _Options:
     excluded: re.Pattern[str] | None
-    capture_request: tuple[str, ...]
-    capture_response: tuple[str, ...]
-    sanitize: tuple[str, ...]
+    request_headers: _HeaderCapture
+    response_headers: _HeaderCapture
     redactor: QueryRedactor
     request_log: bool
     logger: logging.Logger
@@ -169,15 +162,46 @@ def _redact_attributes(attributes: dict[str, Any]) -> None:
 # -- hooks called by upstream's trace middleware --------------------------------------------------------
 
 
+class _HeaderCapture:
+    """Upstream's header capture rules (full match to capture, search to sanitise, case-insensitive),
+    compiled once, with the decision per header name cached."""
+
+    __slots__ = ("_cache", "_capture", "_prefix", "_sanitize")
+
+    def __init__(self, capture: tuple[str, ...], sanitize: tuple[str, ...], prefix: str) -> None:
+        self._capture = re.compile("|".join(capture), re.IGNORECASE) if capture else None
+        self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
+        self._prefix = prefix
+        self._cache: dict[str, tuple[str, bool] | None] = {}
+
+    def __bool__(self) -> bool:
+        return self._capture is not None
+
+    def decide(self, name: str) -> tuple[str, bool] | None:
+        """``name`` (dashes) → (attribute key, sensitive) or None when not captured."""
+        decision = self._cache.get(name, False)
+        if decision is False:
+            decision = None
+            if self._capture is not None and self._capture.fullmatch(name):
+                sensitive = bool(self._sanitize is not None and self._sanitize.search(name))
+                decision = (self._prefix + name.lower().replace("-", "_"), sensitive)
+            if len(self._cache) < 512:  # header names are client-chosen: bound the cache
+                self._cache[name] = decision
+        return decision  # type: ignore[return-value]
+
+
 def _request_hook(span: Any, req: Any) -> None:
     options = _options
-    if options is None or not options.capture_request or not span.is_recording() or span.kind != SpanKind.SERVER:
+    if options is None or not options.request_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
         return
     try:
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in req.env.items() if key[:5] == "HTTP_"}
-        attributes = get_custom_header_attributes(
-            headers, list(options.capture_request), list(options.sanitize), normalise_request_header_name
-        )
+        decide = options.request_headers.decide
+        attributes = {}
+        for key, value in req.env.items():
+            if key[:5] == "HTTP_":
+                decision = decide(key[5:].replace("_", "-"))
+                if decision is not None:
+                    attributes[decision[0]] = [HEADER_MASK if decision[1] else value]
         if attributes:
             span.set_attributes(attributes)
     except Exception as error:
@@ -186,18 +210,18 @@ def _request_hook(span: Any, req: Any) -> None:
 
 def _response_hook(span: Any, req: Any, resp: Any) -> None:
     options = _options
-    if options is None or not options.capture_response or not span.is_recording() or span.kind != SpanKind.SERVER:
+    if options is None or not options.response_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
         return
     try:
-        headers: dict[str, str] = {}
+        decide = options.response_headers.decide
+        values: dict[str, tuple[str, bool, str]] = {}
         for key, value in resp.headers.items():
-            key = key.lower()
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
-        attributes = get_custom_header_attributes(
-            headers, list(options.capture_response), list(options.sanitize), normalise_response_header_name
-        )
-        if attributes:
-            span.set_attributes(attributes)
+            decision = decide(key.lower())
+            if decision is not None:
+                name, sensitive = decision
+                values[name] = (name, sensitive, f"{values[name][2]},{value}" if name in values else value)
+        if values:
+            span.set_attributes({name: [HEADER_MASK if sensitive else value] for name, sensitive, value in values.values()})
     except Exception as error:
         _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
 
@@ -368,9 +392,8 @@ def instrument(
     )
     options = _Options(
         excluded=re.compile("|".join(excluded)) if excluded else None,
-        capture_request=capture_request,
-        capture_response=capture_response,
-        sanitize=sanitize,
+        request_headers=_HeaderCapture(capture_request, sanitize, "http.request.header."),
+        response_headers=_HeaderCapture(capture_response, sanitize, "http.response.header."),
         redactor=QueryRedactor(redact_query_params),
         request_log=bool(request_log),
         logger=logging.getLogger(request_log_logger),
