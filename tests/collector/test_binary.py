@@ -19,6 +19,7 @@ pytestmark = pytest.mark.collector
 
 def agent_env(pki: _otelcol.PKI, tmp: Path) -> dict[str, str]:
     return {
+        "OTELCOL_AGENT_METRICS_PORT": str(_otelcol.free_port()),
         "OTELCOL_AGENT_GATEWAY_ENDPOINT": "127.0.0.1:4417",
         "OTELCOL_AGENT_GATEWAY_CA_FILE": str(pki.ca_cert),
         "OTELCOL_AGENT_GATEWAY_TOKEN_FILE": str(pki.token_file),
@@ -28,6 +29,7 @@ def agent_env(pki: _otelcol.PKI, tmp: Path) -> dict[str, str]:
 
 def gateway_env(pki: _otelcol.PKI, tmp: Path) -> dict[str, str]:
     return {
+        "OTELCOL_GATEWAY_METRICS_PORT": str(_otelcol.free_port()),
         "OTELCOL_GATEWAY_TLS_CERT_FILE": str(pki.server_cert),
         "OTELCOL_GATEWAY_TLS_KEY_FILE": str(pki.server_key),
         "OTELCOL_GATEWAY_TOKEN_FILE": str(pki.accepted_tokens_file),
@@ -96,6 +98,33 @@ def test_starting_without_a_required_variable_names_it(otelcol_binary, tmp_path)
     assert proc.returncode != 0
     for variable in ("OTELCOL_GATEWAY_TLS_CERT_FILE", "OTELCOL_GATEWAY_TOKEN_FILE", "OTELCOL_GATEWAY_BACKEND_ENDPOINT"):
         assert variable in proc.stderr
+
+
+def test_a_missing_token_file_stops_start_up_instead_of_running_without_a_token(otelcol_binary, pki, tmp_path):
+    """Without wait_for_token_file the collector would run, and every export would be refused and dropped."""
+    procs = []
+    for config, env, variable in ((AGENT_YAML, agent_env(pki, tmp_path), "OTELCOL_AGENT_GATEWAY_TOKEN_FILE"),
+                                  (GATEWAY_YAML, gateway_env(pki, tmp_path), "OTELCOL_GATEWAY_TOKEN_FILE")):
+        env[variable] = str(tmp_path / "no-such.token")
+        ports = {k: f"127.0.0.1:{_otelcol.free_port()}" for k in env_ports(config)}
+        procs.append(subprocess.Popen([str(BINARY), "--config", str(config)], env=clean_env({**env, **ports}),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        assert proc.returncode != 0
+        assert "failed to read credentials file" in out and "no-such.token" in out
+
+
+def env_ports(config: Path) -> list[str]:
+    """The listener variables of a config (so a test run never touches the default ports)."""
+    if config == AGENT_YAML:
+        return ["OTELCOL_AGENT_OTLP_GRPC_ENDPOINT", "OTELCOL_AGENT_OTLP_HTTP_ENDPOINT", "OTELCOL_AGENT_HEALTH_ENDPOINT"]
+    return ["OTELCOL_GATEWAY_OTLP_GRPC_ENDPOINT", "OTELCOL_GATEWAY_HEALTH_ENDPOINT"]
 
 
 def test_build_script_is_a_no_op_when_the_manifest_is_unchanged(otelcol_binary):

@@ -251,6 +251,8 @@ def tls_problems(agent: dict, gateway: dict) -> list[str]:
             problems.append(f"agent {eid}: no bearer token authenticator")
         elif not agent["extensions"][auth].get("filename") or {"token", "tokens"} & set(agent["extensions"][auth]):
             problems.append(f"agent {auth}: the token must come from a file, not the config")
+        elif agent["extensions"][auth].get("wait_for_token_file") is not True:
+            problems.append(f"agent {auth}: must not start without its token (wait_for_token_file)")
     protocols = gateway["receivers"]["otlp"]["protocols"]
     for proto, pcfg in protocols.items():
         tls = (pcfg or {}).get("tls") or {}
@@ -262,6 +264,8 @@ def tls_problems(agent: dict, gateway: dict) -> list[str]:
         if not (gw_auth and component_type(gw_auth) == "bearertokenauth"
                 and (gateway["extensions"].get(gw_auth) or {}).get("filename")):
             problems.append(f"gateway {proto}: no bearer token check")
+        elif gateway["extensions"][gw_auth].get("wait_for_token_file") is not True:
+            problems.append(f"gateway {gw_auth}: must not start without its tokens (wait_for_token_file)")
     for cname, cfg in (("agent", agent), ("gateway", gateway)):
         for _, key, value in walk(cfg):
             if key in ("insecure", "insecure_skip_verify") and value is not False:
@@ -319,6 +323,9 @@ def test_static_checks_catch_broken_configs():
     assert tls_problems(broken, gateway)
     broken = copy.deepcopy(agent)
     del broken["exporters"]["otlp_grpc/gateway"]["auth"]
+    assert tls_problems(broken, gateway)
+    broken = copy.deepcopy(agent)
+    del broken["extensions"]["bearertokenauth/gateway"]["wait_for_token_file"]
     assert tls_problems(broken, gateway)
     broken = copy.deepcopy(gateway)
     del broken["receivers"]["otlp"]["protocols"]["grpc"]["tls"]
