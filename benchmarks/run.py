@@ -328,7 +328,11 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
     errors = run.load.get("errors", 0)
     if errors:
         run.note += f"{errors} wrk errors; "
-    if not args.keep_logs:
+    failed = not run.load.get("requests") or run.served is None
+    if failed:
+        run.verified = False if run.verified is not None or receiver is not None else None
+        run.note += "RUN FAILED (no requests served or the worker did not exit cleanly); "
+    if not args.keep_logs and not failed:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         run.note += f"logs in {tmp}; "
@@ -417,15 +421,18 @@ def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
         ratios, p50r, p99r, cpur = [], [], [], []
         for r in mine:
             base = by_round.get((baseline_of(config), r.round))
-            if base and base.load and r.load:
+            if base and base.load.get("rps") and r.load.get("rps"):
                 ratios.append(r.load["rps"] / base.load["rps"])
                 p50r.append(r.load["p50_ms"] / base.load["p50_ms"])
                 p99r.append(r.load["p99_ms"] / base.load["p99_ms"])
                 if r.cpu_us_per_req and base.cpu_us_per_req:
                     cpur.append(r.cpu_us_per_req / base.cpu_us_per_req)
+        failed = [r for r in mine if not r.load.get("rps")]
+        mine = [r for r in mine if r.load.get("rps")] or mine
         out.append({
             "config": config,
             "rounds": len(mine),
+            "failed_runs": len(failed),
             "rps": med([r.load.get("rps") for r in mine]),
             "p50_ms": med([r.load.get("p50_ms") for r in mine]),
             "p99_ms": med([r.load.get("p99_ms") for r in mine]),
@@ -436,9 +443,9 @@ def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
             "cpu_us_per_req": med([r.cpu_us_per_req for r in mine]),
             "cpu_ratio": med(cpur),
             "receiver_cpu_us_per_req": med([r.receiver_cpu_us_per_req for r in mine]),
-            "exit_s_max": max((r.exit_s for r in mine if r.exit_s is not None), default=float("nan")),
-            "verified": ("-" if all(r.verified is None for r in mine)
-                         else f"{sum(1 for r in mine if r.verified)}/{len(mine)}"),
+            "exit_s_max": max((r.exit_s for r in mine + failed if r.exit_s is not None), default=float("nan")),
+            "verified": ("-" if all(r.verified is None for r in mine + failed)
+                         else f"{sum(1 for r in mine if r.verified)}/{len(mine) + len(failed)}"),
             "requests_served": sum(r.served or 0 for r in mine),
             "received": {k: sum(r.received.get(k, 0) for r in mine) for k in ("spans", "app_logs", "request_logs")},
             "expected": {k: sum(r.expected.get(k, 0) for r in mine) for k in ("spans", "app_logs", "request_logs")},
@@ -457,6 +464,8 @@ def overhead_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
         rec, exp = r["received"], r["expected"]
         tel = "—" if r["verified"] == "-" else (
             f"{r['verified']} runs ok; " + " / ".join(f"{rec[k]}÷{exp[k]}" for k in ("spans", "app_logs", "request_logs")))
+        if r["failed_runs"]:
+            tel += f"; **{r['failed_runs']} run(s) failed** (served nothing / hung, see notes)"
         lines.append(
             f"| {labels.get(r['config'], r['config'])} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} "
             f"(min {r['rps_ratio_min']:.2f}) | {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) "
@@ -474,6 +483,8 @@ def faults_table(rows: list[dict[str, Any]]) -> str:
         rec, exp = r["received"], r["expected"]
         tel = "—" if r["verified"] == "-" else (
             f"{r['verified']} ok; spans {rec['spans']}÷{exp['spans']}")
+        if r["failed_runs"]:
+            tel += f"; **{r['failed_runs']} run(s) failed**"
         lines.append(
             f"| {r['config']} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} (min {r['rps_ratio_min']:.2f}) "
             f"| {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) | {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) "
@@ -529,6 +540,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"date {info['date_utc']}; {args.rounds} rounds x {args.seconds:g} s (+{args.warmup:g} s warm-up), "
                  f"wrk -t1 -c{args.connections}; load average at start {info['loadavg_start'][0]:.2f}."]
     labels = {k: v.label for k, v in variants().items()}
+    RESULTS.mkdir(exist_ok=True)
+    path = Path(args.json) if args.json else RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+
+    def save() -> None:  # after each suite: a crash later keeps what was measured
+        report["markdown"] = "\n".join(out_lines)
+        path.write_text(json.dumps(report, indent=1, default=str))
+
     if args.only in (None, "overhead"):
         print("## overhead", file=sys.stderr)
         runs = overhead(args)
@@ -544,10 +562,11 @@ def main(argv: list[str] | None = None) -> int:
                 if r.config == "setup":
                     u = next((x for x in ups if x.round == r.round), None)
                     b = next((x for x in runs if x.config == "bare" and x.round == r.round), None)
-                    if u and b and u.load and b.load:
+                    if u and b and u.load.get("rps") and b.load.get("rps") and r.load.get("rps"):
                         per_round.append((r.load["rps"] / b.load["rps"]) / (u.load["rps"] / b.load["rps"]))
             out_lines += ["", f"otel_showmax setup() ratio ÷ upstream ratio, per round: "
                               f"{', '.join(f'{x:.2f}' for x in per_round)} (median {med(per_round):.2f})"]
+        save()
     if args.only in (None, "faults"):
         print("## faults", file=sys.stderr)
         runs = faults(args)
@@ -555,12 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         report["faults"] = {"runs": [asdict(r) for r in runs], "summary": rows}
         out_lines += ["", "### Faulty collectors (ratios to the live run of the same round; medians)", "",
                       faults_table(rows)]
-    text = "\n".join(out_lines)
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    path = Path(args.json) if args.json else RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    report["markdown"] = text
-    path.write_text(json.dumps(report, indent=1, default=str))
+    save()
+    print(report["markdown"])
     print(f"\n(full results: {path})", file=sys.stderr)
     return 0
 
