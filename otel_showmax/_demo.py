@@ -172,6 +172,25 @@ def _wait_for_telemetry(receiver: OTLPReceiver, spans: int, minimum: int, deadli
         time.sleep(0.1)
 
 
+def _keep_running(receiver: OTLPReceiver, procs: _Processes, ports: dict[str, int], color: bool,
+                  say: Callable[[str], None]) -> None:
+    """Print new traces as they complete until Ctrl-C (or SIGTERM)."""
+    from ._live import TraceAssembler
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    assembler = TraceAssembler(write, color=color)
+    receiver.store.add_listener(assembler.add)
+    say(f"still running: try http://127.0.0.1:{ports['storefront']}/home or /watch/7 — new traces print as "
+        "they complete; Ctrl-C stops everything")
+    while True:
+        procs.check_alive()
+        assembler.flush()
+        time.sleep(0.25)
+
+
 def run_demo(args: Any) -> int:
     """Run the demo for the ``otel-showmax demo`` arguments; returns the exit status."""
     started = time.monotonic()
@@ -213,10 +232,7 @@ def run_demo(args: Any) -> int:
                   f"from {', '.join(sorted({s['resource']['service.name'] for s in spans}))}\n")
         out.flush()
         if args.keep_running:
-            say("services keep running; Ctrl-C to stop")
-            while True:
-                procs.check_alive()
-                time.sleep(0.5)
+            _keep_running(receiver, procs, ports, color, say)
         return 0 if traces else 1
     except KeyboardInterrupt:
         return 130

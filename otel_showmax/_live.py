@@ -107,6 +107,7 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
         The process exit status: 0, or 2 when a port cannot be bound.
     """
     from ._receiver_grpc import OTLPGrpcReceiver
+    from ._receiver_store import Store
     from .receiver import OTLPReceiver
 
     out = stream or sys.stdout
@@ -114,8 +115,10 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
         color = out.isatty() and "NO_COLOR" not in os.environ
     assembler = TraceAssembler(_printer(out), quiet=quiet, color=color)
     try:
-        http = OTLPReceiver(host, port, jsonl_path=jsonl, otlp_json_path=otlp_json).start()
+        store = Store(jsonl, otlp_json, keep=False)  # printed and written, not kept: runs for days
+        http = OTLPReceiver(host, port, store=store).start()
     except OSError as exc:
+        store.close()
         print(f"otel-showmax receive: cannot listen on {host}:{port} for OTLP/HTTP: {exc}", file=sys.stderr)
         return 2
     http.store.add_listener(assembler.add)
@@ -140,6 +143,7 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
         if grpc_receiver is not None:
             grpc_receiver.stop()
         http.stop()
+        store.close()
         assembler.flush(force=True)
     return 0
 

@@ -72,7 +72,8 @@ def otlp_json(request: Any) -> str:
 class Store:
     """Decoded spans, logs and metric points, request counts and an optional JSON-lines copy."""
 
-    def __init__(self, jsonl_path: str | None = None, otlp_json_path: str | None = None) -> None:
+    def __init__(self, jsonl_path: str | None = None, otlp_json_path: str | None = None, *, keep: bool = True) -> None:
+        self._keep = keep  # False: only listeners and files see items (a long-running `otel-showmax receive`)
         self._cond = threading.Condition()
         self._items: dict[str, list[Item]] = {s: [] for s in SIGNALS}
         self._requests: Counter[str] = Counter()
@@ -99,7 +100,8 @@ class Store:
             if self._otlp is not None and request is not None:
                 self._otlp.write(otlp_json(request) + "\n")
                 self._otlp.flush()
-            self._items[signal].extend(items)
+            if self._keep:
+                self._items[signal].extend(items)
             if self._jsonl is not None and items:
                 self._jsonl.write(
                     "".join(json.dumps({"signal": signal, **i}, default=_json_default) + "\n" for i in items)
