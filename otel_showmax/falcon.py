@@ -337,6 +337,7 @@ def _make_app_class(upstream: type) -> type:
                 req.query_string = query
 
     App.__module__ = __name__
+    App.__qualname__ = "App"
     return App
 
 

@@ -258,6 +258,20 @@ def test_request_log_level_logger_and_switch(sink):
         logging.getLogger("access").removeHandler(other)
 
 
+@pytest.mark.parametrize("independent", [True, False])
+def test_request_log_when_a_middleware_rejects_the_request(traced, sink, independent):
+    class Auth:
+        def process_request(self, req, resp):
+            raise falcon.HTTPUnauthorized()
+
+    app = falcon.App(middleware=[Auth()], independent_middleware=independent)
+    add_routes(app)
+    assert falcon.testing.TestClient(app).simulate_get("/titles/1").status_code == 401
+    (span,) = traced.get_finished_spans()
+    (record,) = sink.request_logs()
+    assert (record.trace_id, record.__dict__["http.response.status_code"]) == (ids(span)[0], 401)
+
+
 def test_unsampled_requests_are_logged_too(sink):
     tp, exporter = provider(sampling.ALWAYS_OFF)
     showmax_falcon.instrument(tracer_provider=tp)
@@ -409,6 +423,7 @@ def test_instrument_is_idempotent(sink):
     for _ in range(5):
         showmax_falcon.instrument(tracer_provider=tp, **OPTIONS)
     assert showmax_falcon.is_instrumented()
+    assert repr(falcon.App) == "<class 'otel_showmax.falcon.App'>"
     app = make_app()
     kinds = [type(m).__name__ for m in app._unprepared_middleware]
     assert kinds == ["_TraceMiddleware", "RequestLogMiddleware"]
