@@ -424,6 +424,28 @@ def instrument(
         _app_class = _make_app_class(falcon.App)
         falcon.App = _app_class  # type: ignore[misc]
         _watch_asgi()
+    _warn_untraced_apps()
+
+
+def _warn_untraced_apps() -> None:
+    """Say so when Falcon apps built before instrumenting exist: they get no spans (one look at start-up)."""
+    try:
+        import gc
+
+        early = sum(
+            1
+            for o in gc.get_objects()
+            if isinstance(o, _ORIGINAL_APP) and not isinstance(o, UpstreamApp) and not _is_asgi(o)
+        )
+    except Exception:  # pragma: no cover - diagnostics only
+        return
+    if early:
+        _diag.once(
+            "falcon_early_apps",
+            "%d falcon.App object(s) were created before otel_showmax instrumented Falcon and are not traced: "
+            "call otel_showmax.setup() before creating the app, or serve otel_showmax.falcon.instrument_app(app)",
+            early,
+        )
 
 
 _PROVIDER = _RedactingTracerProvider(None)

@@ -458,7 +458,7 @@ def test_every_app_gets_the_provider_and_hooks(sink):
     assert all(s.attributes["http.request.header.authorization"] == ("[REDACTED]",) for s in spans)
 
 
-def test_app_created_before_instrumenting(sink):
+def test_app_created_before_instrumenting(sink, capsys):
     class CustomApp(falcon.App):
         def extra(self):
             return "mine"
@@ -476,6 +476,7 @@ def test_app_created_before_instrumenting(sink):
     add_routes(custom)
     tp, exporter = provider()
     showmax_falcon.instrument(tracer_provider=tp, **OPTIONS)
+    assert "were created before otel_showmax instrumented Falcon and are not traced" in capsys.readouterr().err
     falcon.testing.TestClient(early).simulate_get("/titles/1")
     assert exporter.get_finished_spans() == () and sink.request_logs() == []  # negative control
 
