@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("BENCH_APP_MODE", "plain")
 
+import catalogue_app  # noqa: E402
 import falcon  # noqa: E402
 import falcon.testing  # noqa: E402
 from opentelemetry import metrics, trace  # noqa: E402
@@ -46,8 +47,6 @@ from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as Upstr
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
-
-import catalogue_app  # noqa: E402
 
 CONFIGS = ("bare", "upstream", "fast", "showmax-upstream", "showmax-fast")
 
@@ -94,7 +93,7 @@ def one_round(app: Any, env: dict[str, Any], n: int) -> tuple[float, float]:
 
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
-        for chunk in app(dict(env), start_response):
+        for _chunk in app(dict(env), start_response):
             pass
     return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
 

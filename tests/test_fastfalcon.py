@@ -131,6 +131,8 @@ def requests() -> list[dict[str, Any]]:
         if "json" in kw:
             env["CONTENT_TYPE"] = "application/json"
         env["test.body"] = env.pop("wsgi.input").read()
+        if env.get("QUERY_STRING"):  # gunicorn's RAW_URI is the whole request target
+            env["RAW_URI"] = f"{env['RAW_URI']}?{env['QUERY_STRING']}"
         out.append(env)
     return out
 
@@ -143,7 +145,7 @@ def serve(app: Any, envs: list[dict[str, Any]]) -> list[str]:
         env["wsgi.errors"] = io.StringIO()
         seen: list[str] = []
 
-        def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        def start_response(status: str, headers: Any, exc_info: Any = None, seen: list[str] = seen) -> None:
             seen.append(status)
 
         try:
@@ -263,17 +265,21 @@ def metric_view(reader: InMemoryMetricReader) -> dict[tuple[str, frozenset[Any]]
 
 
 def compare(up: Telemetry, fast: Telemetry) -> None:
+    compare_spans(up, fast)
+    assert metric_view(fast.reader) == metric_view(up.reader)
+
+
+def compare_spans(up: Telemetry, fast: Telemetry) -> None:
     up_spans = up.spans.get_finished_spans()
     fast_spans = fast.spans.get_finished_spans()
     assert len(up_spans) == len(fast_spans)
-    for a, b in zip(up_spans, fast_spans):
+    for a, b in zip(up_spans, fast_spans, strict=True):
         va, vb = span_view(a), span_view(b)
         diff = {k: (va[k], vb[k]) for k in va if va[k] != vb[k]}
         if "attributes" in diff:
             ua, fa = va["attributes"], vb["attributes"]
             diff["attributes"] = {k: (ua.get(k), fa.get(k)) for k in {*ua, *fa} if ua.get(k) != fa.get(k)}
         assert not diff, f"{va['name']}: (upstream, ours) {diff}"
-    assert metric_view(fast.reader) == metric_view(up.reader)
 
 
 # -- the golden comparisons ----------------------------------------------------------------------------
@@ -441,6 +447,103 @@ def test_span_is_current_while_the_app_runs_and_restored_after(semconv: Any) -> 
     (span,) = tel.spans.get_finished_spans()
     assert seen[0].get_span_context() == span.context
     tel.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_header_lists_given_as_options_follow_upstreams_rule(mode: str | None, semconv: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists passed to TracedApp capture what upstream captures from the same lists in its variables."""
+    semconv(mode)
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-request-id,AUTH.*,user-agent")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", "x-resp,content-.*")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "authorization,agent")
+    envs = requests()
+    up, _ = run_upstream(envs)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST")
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE")
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS")
+    fast, _ = run_fast(envs, capture_request_headers=["x-request-id", "AUTH.*", "user-agent"],
+                       capture_response_headers=["x-resp", "content-.*"], sanitize_headers=["authorization", "agent"])
+    try:
+        compare(up, fast)
+        attributes = [s.attributes for s in up.spans.get_finished_spans()]
+        assert any(a.get("http.request.header.authorization") == ("[REDACTED]",) for a in attributes)
+        assert any(a.get("http.request.header.user_agent") == ("[REDACTED]",) for a in attributes)
+        assert any(a.get("http.response.header.content_type") == ("application/json",) for a in attributes)
+        assert any(a.get("http.response.header.x_resp") == ("a, b",) for a in attributes)
+    finally:
+        up.close()
+        fast.close()
+
+
+def test_duration_histogram_can_be_switched_off(semconv: Any) -> None:
+    semconv("http/dup")
+    fast, _ = run_fast(requests()[:2], duration_histogram=False)
+    try:
+        names = {k[0] for k in metric_view(fast.reader)}
+        assert names == {"http.server.active_requests"}
+        assert len(fast.spans.get_finished_spans()) == 2
+    finally:
+        fast.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_otel_showmax_falcon_on_traced_app_matches_it_on_upstream(mode: str | None, semconv: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """otel_showmax.falcon (redaction, header allow-lists, request log) with TracedApp as its base.
+
+    The base class is swapped the way the proposed falcon.py change does (its module-level
+    ``UpstreamApp`` becomes TracedApp); spans and request log records must not change.
+    """
+    from otel_showmax import falcon as showmax_falcon
+
+    semconv(mode)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("otel_showmax.request")
+    handler = Keep()
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logging.Logger.manager, "disable", 0)
+    up, fast = Telemetry(), Telemetry()
+    try:
+        showmax_falcon.instrument(
+            tracer_provider=up.tracer_provider, excluded_urls=("^/health",),
+            capture_request_headers=("x-request-id", "authorization", "user-agent"),
+            capture_response_headers=("x-resp", "content-type"), sanitize_headers=("authorization",),
+            redact_query_params=("token", "page"),
+        )
+        envs = requests()
+        up_app = build(falcon.App())
+        showmax_falcon._PROVIDER.provider = fast.tracer_provider
+        monkeypatch.setattr(showmax_falcon, "UpstreamApp", TracedApp)
+        fast_app = build(showmax_falcon._make_app_class(TracedApp)())
+        up_statuses = serve(up_app, envs)
+        up_records, records[:] = list(records), []
+        fast_statuses = serve(fast_app, envs)
+        assert fast_statuses == up_statuses
+        compare_spans(up, fast)
+        assert len(records) == len(up_records) == len(envs) - 1
+
+        def view(r: logging.LogRecord) -> tuple[Any, ...]:
+            fields = {k: getattr(r, k, None) for k in showmax_falcon.REQUEST_LOG_FIELDS if k != "duration_ms"}
+            return r.levelname, r.msg, fields, r.exc_info[0] if r.exc_info else None
+
+        assert [view(r) for r in records] == [view(r) for r in up_records]
+        spans = up.spans.get_finished_spans()
+        assert any(s.attributes.get("http.target", s.attributes.get("url.query", "")).endswith("page=REDACTED&size=20")
+                   for s in spans)
+        assert any(e.name == "exception" for s in spans for e in s.events)
+    finally:
+        showmax_falcon.uninstrument()
+        logger.removeHandler(handler)
+        up.close()
+        fast.close()
 
 
 # -- deliberate differences, each shown against upstream -------------------------------------------------
