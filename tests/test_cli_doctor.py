@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from otel_showmax.receiver import dead_port
@@ -123,3 +124,12 @@ def test_gunicorn_preload_with_a_grpc_channel_created_before_fork(receiver):
     assert check == "server" and message.startswith("gunicorn --preload with 1 gRPC channel(s) created at import")
     code, report, _ = doctor(receiver.endpoint, "--no-connect", "--gunicorn-args", "preload_grpc_app:app")
     assert (code, errors(report)) == (0, [])  # without --preload each worker imports the app itself
+
+
+def test_blackholed_endpoint_is_reported_within_the_timeout(blackhole):
+    started = time.monotonic()
+    code, report, _ = doctor(blackhole.endpoint, "--app", "good_app:app", "--timeout", "1")
+    assert code == 1
+    assert [c for c, _ in errors(report)] == ["connectivity"] * 3
+    assert all("timed out" in p["answer"] for p in report["connectivity"]), report["connectivity"]
+    assert time.monotonic() - started < 20
