@@ -133,3 +133,16 @@ def test_blackholed_endpoint_is_reported_within_the_timeout(blackhole):
     assert [c for c, _ in errors(report)] == ["connectivity"] * 3
     assert all("timed out" in p["answer"] for p in report["connectivity"]), report["connectivity"]
     assert time.monotonic() - started < 20
+
+
+def test_grpc_endpoints_are_checked_over_grpc():
+    from otel_showmax.receiver import OTLPGrpcReceiver
+
+    with OTLPGrpcReceiver() as grpc_receiver:
+        code, report, stderr = doctor(grpc_receiver.endpoint, "--app", "good_app:app",
+                                      env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+        assert code == 0, (report, stderr)
+        assert [(p["signal"], p["protocol"], p["answer"]) for p in report["connectivity"]] == [
+            ("traces", "grpc", "gRPC OK"), ("logs", "grpc", "gRPC OK"), ("metrics", "grpc", "gRPC OK")]
+        assert grpc_receiver.wait_for(spans=1, logs=1, metrics=1, timeout=5)
+        assert [s["name"] for s in grpc_receiver.spans] == ["otel-showmax doctor connectivity check"]
