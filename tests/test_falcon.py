@@ -633,3 +633,58 @@ def test_upstream_private_names_are_still_there():
     for name in ("_unprepared_middleware", "_independent_middleware", "_middleware", "_error_handlers"):
         assert name in ORIGINAL_APP.__slots__
     assert callable(ORIGINAL_APP._prepare_middleware) and callable(ORIGINAL_APP._python_error_handler)
+
+
+# -- through setup(): the real pipeline, checked at an OTLP receiver -----------------------------------
+
+
+def test_through_setup_request_logs_and_spans_at_the_receiver(receiver):
+    import otel_showmax
+
+    otel_showmax.setup(endpoint=receiver.endpoint, metrics_exporter="none", service_name="catalogue",
+                       bsp_schedule_delay_ms=50, blrp_schedule_delay_ms=50)
+    local = io.StringIO()
+    handler = logging.StreamHandler(local)
+    handler.setFormatter(correlation.JSONFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    app_log = logging.getLogger("catalogue.e2e")
+    app_log.setLevel(logging.INFO)
+
+    class Item:
+        def on_get(self, req, resp, item_id):
+            app_log.info("item %s", item_id)
+            resp.media = {"id": item_id}
+
+    try:
+        app = falcon.App()
+        add_routes(app)
+        app.add_route("/items/{item_id}", Item())
+        client = falcon.testing.TestClient(app)
+        headers = {"Authorization": f"Bearer {SECRET}", "Cookie": f"session={SECRET}", "User-Agent": "e2e"}
+        for i in range(10):
+            query = f"token={SECRET}&i={i}"
+            result = client.simulate_get(f"/items/{i}", query_string=query, headers=headers,
+                                         extras={"RAW_URI": f"/items/{i}?{query}"})
+            assert result.status_code == 200
+        assert client.simulate_get("/boom", query_string=f"token={SECRET}", wsgierrors=io.StringIO()).status_code == 500
+        assert client.simulate_get("/health").status_code == 200
+        assert otel_showmax.flush(5)
+        assert receiver.wait_for(spans=11, logs=21, timeout=10)
+    finally:
+        root.removeHandler(handler)
+    spans = [s for s in receiver.spans if s["scope"] == "opentelemetry.instrumentation.falcon"]
+    request_logs = [r for r in receiver.logs if r["scope"] == "otel_showmax.request"]
+    item_logs = [r for r in receiver.logs if r["scope"] == "catalogue.e2e"]
+    assert len(spans) == len(request_logs) == 11 and len(item_logs) == 10  # exactly one per request
+    by_span = {(s["trace_id"], s["span_id"]) for s in spans}
+    assert {(r["trace_id"], r["span_id"]) for r in request_logs} == by_span
+    assert {(r["trace_id"], r["span_id"]) for r in item_logs} < by_span
+    lines = [json.loads(line) for line in local.getvalue().splitlines()]
+    local_items = [line for line in lines if line["logger"] == "catalogue.e2e"]
+    assert [(line["trace_id"], line["span_id"]) for line in local_items] == [
+        (r["trace_id"], r["span_id"]) for r in item_logs
+    ]
+    assert not {"trace_id", "span_id", "trace_sampled", "service_name"} & set(request_logs[0]["attributes"])
+    assert request_logs[0]["attributes"]["http.route"] == "/items/{item_id}"
+    assert SECRET not in json.dumps([receiver.spans, receiver.logs], default=repr) + local.getvalue()
