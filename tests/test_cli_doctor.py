@@ -146,3 +146,20 @@ def test_grpc_endpoints_are_checked_over_grpc():
             ("traces", "grpc", "gRPC OK"), ("logs", "grpc", "gRPC OK"), ("metrics", "grpc", "gRPC OK")]
         assert grpc_receiver.wait_for(spans=1, logs=1, metrics=1, timeout=5)
         assert [s["name"] for s in grpc_receiver.spans] == ["otel-showmax doctor connectivity check"]
+
+
+def test_text_report_for_people(receiver):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GUNICORN_", "UWSGI_"))}
+    environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+    done = subprocess.run([sys.executable, "-m", "otel_showmax.cli", "doctor", "--app", "duplicate_handler_app:app",
+                           "--no-connect"], cwd=APPS, env=environ, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0] == "App: duplicate_handler_app:app"
+    assert lines[1].startswith(f"Configured by: setup() at {APPS / 'duplicate_handler_app.py'}:")
+    assert "    service_name = doctor-duplicate  ← argument" in lines
+    assert f"    traces.endpoint = {receiver.endpoint}/v1/traces  ← env:OTEL_EXPORTER_OTLP_ENDPOINT" in lines
+    assert "    catalogue [NOTSET]" in lines
+    error = lines.index(next(line for line in lines if line.startswith("  ✗ ERROR   [logging] logger 'catalogue'")))
+    assert lines[error + 1].startswith("      fix: add the handler once at start-up")
+    assert lines[-1] == "Result: telemetry would be lost or duplicated (exit 1)"
