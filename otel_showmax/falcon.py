@@ -266,7 +266,7 @@ class RequestLogMiddleware:
             return
         duration = round((perf_counter() - start) * 1000, 3)
         method = sanitize_method(env.get("REQUEST_METHOD", ""))
-        path = str(env.get("PATH_INFO", ""))[:MAX_FIELD]
+        path = _text(env.get("PATH_INFO", ""))
         extra: dict[str, Any] = {METHOD: method}
         route = req.uri_template
         if route:
@@ -279,12 +279,20 @@ class RequestLogMiddleware:
             extra[CLIENT] = client
         agent = env.get("HTTP_USER_AGENT")
         if agent:
-            extra[USER_AGENT] = str(agent)[:MAX_FIELD]
+            extra[USER_AGENT] = _text(agent)
         exc_info = (type(error), error, error.__traceback__) if error is not None else None
         logger.log(level, "%s %s %d %.1fms", method, route or path, status, duration, extra=extra, exc_info=exc_info)
 
 
 _MIDDLEWARE = RequestLogMiddleware()
+
+
+def _text(value: Any) -> str:
+    """At most MAX_FIELD characters of valid UTF-8 text (lone surrogates escaped: OTLP needs UTF-8)."""
+    text = str(value)[:MAX_FIELD]
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 # -- the app class in falcon.App while instrumented -----------------------------------------------------

@@ -392,6 +392,7 @@ def test_huge_and_malformed_headers_never_break_a_request(traced, sink):
     first, second = traced.get_finished_spans()
     assert second.parent is None and second.context.trace_id != first.context.trace_id  # a new trace
     assert len(sink.request_logs()) == 2 and len(sink.exported()) == 4
+    assert sink.request_logs()[1].__dict__["user_agent.original"] == "\x00\\udcff"  # valid UTF-8 for OTLP
 
 
 def test_incoming_traceparent_is_continued_and_bad_log_calls_are_harmless(traced, sink):
