@@ -505,7 +505,9 @@ class TraceMiddleware:
             hook(span, req, resp)
 
 
-class _TraceMiddlewareWithRequest(TraceMiddleware):
+class _TraceMiddleware(TraceMiddleware):
+    """With ``process_request``, for the request hook and traced request attributes (upstream's name)."""
+
     def process_request(self, req: Any, resp: Any) -> None:
         state = req.env.get(_STATE_KEY)
         if state is None:
@@ -553,7 +555,7 @@ class TracedApp(_ORIGINAL_APP):
         elif not isinstance(middleware, (list, tuple)):
             middleware = [middleware]
         wants_request = plan.request_hook is not None or bool(plan.traced_attrs)
-        self._otel_middleware = (_TraceMiddlewareWithRequest if wants_request else TraceMiddleware)(plan)
+        self._otel_middleware = (_TraceMiddleware if wants_request else TraceMiddleware)(plan)
         kwargs["middleware"] = [self._otel_middleware, *middleware]
         self._is_instrumented_by_opentelemetry = True
         _apps.add(self)
