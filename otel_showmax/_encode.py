@@ -4,7 +4,7 @@ Upstream's ``encode_spans(spans).SerializePartialToString()`` builds a protobuf 
 span, attribute, key and value, then serializes them: ~60 µs for a typical Falcon server span. Under
 the GIL that CPU is taken from requests even though it runs on the export thread. This module writes
 the same wire format directly as bytes, with small caches for what repeats between spans (attribute
-keys, short key/value pairs, span names, statuses) and the resource and scope blocks encoded once
+keys, short key/value pairs, span names) and the resource and scope blocks encoded once
 per batch.
 
 The output is byte-identical to upstream's encoder (opentelemetry-exporter-otlp-proto-common) for
