@@ -105,9 +105,14 @@ def _order(span: Item) -> tuple[int, str]:
 def render_trace(spans: list[Item], logs: Iterable[Item] = (), *, color: bool = False) -> str:
     """Render one trace (spans sharing a trace id) as a tree, each span's logs under it.
 
-    Logs of this trace whose span was not received are listed at the end of the trace.
+    Logs of this trace whose span was not received are listed at the end of the trace. A span
+    received more than once (same span id) is shown once and counted in the header.
     """
-    by_id = {s["span_id"]: s for s in spans}
+    by_id: dict[str, Item] = {}
+    for span in sorted(spans, key=_order):
+        by_id.setdefault(span["span_id"], span)
+    duplicates = len(spans) - len(by_id)
+    spans = list(by_id.values())
     children: dict[str, list[Item]] = defaultdict(list)
     roots = []
     for span in sorted(spans, key=_order):
@@ -148,9 +153,11 @@ def render_trace(spans: list[Item], logs: Iterable[Item] = (), *, color: bool = 
               f"{len(services)} service{'s' * (len(services) != 1)} ({', '.join(services)}) · {_ms(end - start)}")
     if errors:
         header += f" · {errors} error{'s' * (errors != 1)}"
+    if duplicates:
+        header += f" · {duplicates} duplicate span{'s' * (duplicates != 1)} received"
     lines = [f"{_BOLD}{header}{_RESET}" if color else header]
     for label, span, continuation in rows:
-        duration = _ms(span["end_time_unix_nano"] - span["start_time_unix_nano"])
+        duration = _ms(max(0, span["end_time_unix_nano"] - span["start_time_unix_nano"]))
         line = f"{label:<{width}}  {_bar(span, start, total)} {duration:>10}  {_status(span)}".rstrip()
         lines.append(f"{_RED}{line}{_RESET}" if color and span.get("status_code") == "ERROR" else line)
         for log in sorted(span_logs.get(span["span_id"], []), key=lambda x: x.get("time_unix_nano") or 0):

@@ -49,6 +49,14 @@ def test_rendering_does_not_depend_on_arrival_order():
         assert render_traces(spans, logs) == expected
 
 
+def test_a_span_received_twice_is_shown_once_and_counted():
+    spans, logs = fixture()
+    expected = render_traces(spans, logs).splitlines()
+    again = render_traces([*spans, dict(spans[2])], logs).splitlines()  # at-least-once delivery resent it
+    assert again[0] == expected[0] + " · 1 duplicate span received"
+    assert again[1:] == expected[1:]
+
+
 def test_errors_are_red_when_colour_is_on():
     spans, logs = fixture()
     coloured = render_traces(spans, logs, color=True)
