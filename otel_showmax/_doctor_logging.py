@@ -72,8 +72,8 @@ def _chain(lg: logging.Logger) -> list[logging.Logger]:
 def _same_output(a: logging.Handler, b: logging.Handler) -> bool:
     if a is b:
         return True
-    if type(a) is not type(b) or exporter_kind(a):
-        return False
+    if type(a) is not type(b) or exporter_kind(a) or a.level != b.level or a.filters != b.filters:
+        return False  # e.g. INFO to a file and ERROR to the same file on purpose
     target_a = getattr(a, "baseFilename", None) or id(getattr(a, "stream", a))
     target_b = getattr(b, "baseFilename", None) or id(getattr(b, "stream", b))
     return target_a == target_b
