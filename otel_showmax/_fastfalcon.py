@@ -18,8 +18,12 @@ is made current with one context attach instead of two; the response attributes 
 one ``set_attributes`` call; ``UNSET`` statuses are not set (the SDK ignores them anyway); metric
 attribute sets are built directly instead of filtered from the span attributes.
 
-Deliberate differences from upstream (each listed in tests/test_fastfalcon.py):
+Deliberate differences from upstream:
 
+- ``http.server.active_requests`` is counted in a dict and reported by an observable up-down
+  counter: the same points (name, unit, description, attribute sets, values), without exemplars,
+  for two fewer SDK measurements per request; ``active_requests="upstream"`` restores upstream's
+  synchronous counter;
 - a response status that is not a ``"<code> <reason>"`` string (``resp.status = 201``,
   ``http.HTTPStatus``, both allowed by Falcon 4) is reported as that code; upstream's
   ``status.split`` raises inside its middleware and Falcon turns the response into a 500;
@@ -40,6 +44,7 @@ from time import perf_counter, time_ns
 from typing import Any
 
 import falcon
+from falcon.app import App as FalconApp
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.falcon.version import __version__ as UPSTREAM_VERSION
@@ -93,7 +98,8 @@ _NEW_DURATION = frozenset(_server_duration_attrs_new)
 _ERROR = Status(StatusCode.ERROR)
 _MASK = "[REDACTED]"  # upstream's SanitizeValue
 _CACHE_MAX = 256
-_ORIGINAL_APP: Any = falcon.App
+# falcon.app.App, not falcon.App: that name is replaced while an instrumentation is on.
+_ORIGINAL_APP: Any = FalconApp
 _response_setter = FuncSetter(falcon.Response.append_header)
 
 

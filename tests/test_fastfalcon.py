@@ -578,6 +578,23 @@ def test_int_status_is_reported_where_upstream_turns_the_response_into_a_500(sem
     fast.close()
 
 
+def test_traced_app_subclasses_falcons_own_app_even_while_upstream_is_on() -> None:
+    """Imported under opentelemetry-instrument (falcon.App already replaced): no double tracing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import falcon, falcon.app\n"
+        "from opentelemetry.instrumentation.falcon import FalconInstrumentor\n"
+        "FalconInstrumentor().instrument()\n"
+        "assert falcon.App is not falcon.app.App\n"
+        "from otel_showmax._fastfalcon import TracedApp\n"
+        "assert TracedApp.__bases__ == (falcon.app.App,), TracedApp.__mro__\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_uninstrument_apps_serves_untraced(semconv: Any) -> None:
     semconv(None)
     tel = Telemetry()
