@@ -493,6 +493,10 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
 # --- logs ----------------------------------------------------------------------------------------
 
 
+_LOG_IDS = struct.Struct(">BBQQBBQ").pack  # LogRecord trace_id (9) and span_id (10)
+_SEVERITY_TEXT_FIELD: dict[str, bytes] = {}
+
+
 def _log(readable: Any) -> bytes:
     """The body of a LogRecord message, as upstream's _encode_log."""
     record = readable.log_record
@@ -501,9 +505,22 @@ def _log(readable: Any) -> bytes:
     severity = getattr(record.severity_number, "value", None)
     if severity:
         parts.append(b"\x10" + _int32(severity))
-    parts.append(_string(b"\x1a", record.severity_text))
-    body = _any_value(record.body)
-    parts.append(b"\x2a" + _uvarint(len(body)) + body)
+    text = record.severity_text
+    field = _SEVERITY_TEXT_FIELD.get(text) if type(text) is str else None
+    if field is None:
+        field = _string(b"\x1a", text)
+        if type(text) is str and len(_SEVERITY_TEXT_FIELD) < _MAX_KEYS:
+            _SEVERITY_TEXT_FIELD[text] = field
+    parts.append(field)
+    body = record.body
+    if type(body) is str:
+        b = body.encode()
+        n = len(b)
+        body = b"\x0a" + (_VARINT[n] if n < 4096 else _uvarint(n)) + b
+    else:
+        body = _any_value(body)
+    n = len(body)
+    parts.append(b"\x2a" + (_VARINT[n] if n < 4096 else _uvarint(n)) + body)
     attributes = record.attributes
     if attributes:
         parts.append(_attributes(b"\x32", attributes))
@@ -514,15 +531,20 @@ def _log(readable: Any) -> bytes:
     if flags:
         parts.append(_FIXED32(0x45, flags))
     trace_id = record.trace_id
-    if trace_id != 0:
-        parts.append(b"\x4a\x10" + trace_id.to_bytes(16, "big"))
     span_id = record.span_id
-    if span_id != 0:
-        parts.append(b"\x52\x08" + span_id.to_bytes(8, "big"))
+    if trace_id != 0 and span_id != 0:
+        parts.append(_LOG_IDS(0x4A, 0x10, trace_id >> 64, trace_id & _M64, 0x52, 0x08, span_id))
+    else:
+        if trace_id != 0:
+            parts.append(b"\x4a\x10" + trace_id.to_bytes(16, "big"))
+        if span_id != 0:
+            parts.append(b"\x52\x08" + span_id.to_bytes(8, "big"))
     observed = record.observed_timestamp
     if observed:
         parts.append(_FIXED64(0x59, observed))
-    parts.append(_string(b"\x62", record.event_name))
+    event_name = record.event_name
+    if event_name is not None:
+        parts.append(_string(b"\x62", event_name))
     return b"".join(parts)
 
 
