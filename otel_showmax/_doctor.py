@@ -91,6 +91,10 @@ def _inspect(args: Any, report: Report) -> Any:
         report.facts["app"] = args.app
         try:
             load_app(args.app)
+        except ConfigError as error:
+            report.add(Finding("config", "error", f"{args.app} fails at start-up: {error}",
+                               "fix the setting named above (the server would refuse to start the app)"))
+            return None
         except Exception as error:
             report.add(Finding("app", "error", f"cannot load {args.app}: {type(error).__name__}: {error}",
                                "check the module path and that it imports without a server"))

@@ -163,3 +163,13 @@ def test_text_report_for_people(receiver):
     error = lines.index(next(line for line in lines if line.startswith("  ✗ ERROR   [logging] logger 'catalogue'")))
     assert lines[error + 1].startswith("      fix: add the handler once at start-up")
     assert lines[-1] == "Result: telemetry would be lost or duplicated (exit 1)"
+
+
+def test_an_invalid_setting_is_reported_as_the_start_up_failure_it_is(receiver):
+    code, report, _ = doctor(receiver.endpoint, "--app", "good_app:app", env={"OTEL_EXPORTER_OTLP_PROTOCOL": "smoke"})
+    assert code == 1
+    assert errors(report) == [("config", "good_app:app fails at start-up: otel_showmax: invalid "
+                               "OTEL_EXPORTER_OTLP_PROTOCOL='smoke'; accepted: http/protobuf, grpc")]
+    code, report, _ = doctor(receiver.endpoint, "--app", "no_such_module:app")
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        ("app", "cannot load no_such_module:app: ModuleNotFoundError: No module named 'no_such_module'")]
