@@ -1,7 +1,7 @@
 """Render decoded spans and logs as trace trees with their correlated log lines.
 
 Pure functions over the dicts the receiver produces (see ``_otlp_decode``), so the output of a
-fixed input can be compared with a golden file. One trace looks like::
+fixed input can be compared with a golden file. Log times are UTC. One trace looks like::
 
     Trace 4bf92f35…  3 spans · 2 services · 42.0 ms · 1 error
     gateway    GET /titles/{id}        |██████████████████████████████|  42.0 ms  500 ERROR

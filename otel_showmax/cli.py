@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    receive = commands.add_parser("receive", help="run a local OTLP receiver and print traces with their logs")
+    receive = commands.add_parser("receive", help="run a local OTLP receiver and print traces with their logs",
+                                  description="Print each trace as a tree (service, span, duration bar, status) "
+                                  "with its log lines under their spans; times are UTC.")
     receive.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     receive.add_argument("--port", type=int, default=4318, help="OTLP/HTTP port, 0 for a free one (default: %(default)s)")
     receive.add_argument("--grpc-port", type=int, default=4317, help="OTLP/gRPC port (default: %(default)s)")
