@@ -731,3 +731,20 @@ def test_records_made_by_our_logging_bridge():
     records = converter(pending)
     assert len(records) == 5
     assert_logs_identical(records)
+
+
+@pytest.mark.parametrize("fields", [
+    {"severity_text": b"INFO"}, {"event_name": 0}, {"event_name": b"ev"}, {"timestamp": -1}, {"timestamp": 2**64},
+    {"observed_timestamp": 1.5},
+])
+def test_odd_log_fields_behave_as_upstream(fields):
+    provider, exporter = logger_provider()
+    provider.get_logger("l").emit(LogRecord(body="b", **{"observed_timestamp": 5, **fields}))
+    records = exporter.get_finished_logs()
+    try:
+        upstream_logs(records)
+    except Exception as error:
+        with pytest.raises(type(error)):
+            _encode.encode_logs(records)
+    else:
+        assert_logs_identical(records, fallback=True)
