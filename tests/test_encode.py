@@ -748,3 +748,19 @@ def test_odd_log_fields_behave_as_upstream(fields):
             _encode.encode_logs(records)
     else:
         assert_logs_identical(records, fallback=True)
+
+
+@pytest.mark.parametrize("fields", [
+    {"start_time": -1}, {"end_time": 2**64}, {"start_time": 1.5}, {"name": None}, {"kind": 7}, {"status": None},
+    {"context": SpanContext(2**128, 1, False)}, {"parent": SpanContext(1, 2**64, True)},
+    {"events": [Event("e", timestamp=-5)]}, {"attributes": {"k": 2**63}}, {"attributes": {"k": [1, 2**63]}},
+])
+def test_odd_span_fields_behave_as_upstream(fields):
+    span = ReadableSpan(**{"name": "s", "context": SpanContext(1, 2, False), **fields})
+    try:
+        upstream_spans([span])
+    except Exception as error:
+        with pytest.raises(type(error)):
+            _encode.encode_spans([span])
+    else:
+        assert_spans_identical([span], fallback="name" not in fields and "status" not in fields)
