@@ -371,7 +371,8 @@ def _post(url: str, body: bytes, timeout: float = 10.0) -> None:
 
 
 def post_spans(base_url: str, n: int, service: str = "collector-test", attrs: dict[str, Any] | None = None,
-               per_request: int = 50) -> list[tuple[str, str]]:
+               per_request: int = 50, resource: dict[str, Any] | None = None,
+               events: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
     """POST n spans (unique random ids) to an OTLP/HTTP endpoint; return their (trace_id, span_id) hex pairs.
 
     Each 200 answer from the agent means the data is in its (persistent) queue.
@@ -390,9 +391,11 @@ def post_spans(base_url: str, n: int, service: str = "collector-test", attrs: di
             ids.append((trace_id.hex(), span_id.hex()))
             spans.append(Span(trace_id=trace_id, span_id=span_id, name=f"span {i}", kind=Span.SPAN_KIND_SERVER,
                               start_time_unix_nano=now, end_time_unix_nano=now + 1000,
-                              attributes=_kvs({"test.seq": i, **(attrs or {})})))
+                              attributes=_kvs({"test.seq": i, **(attrs or {})}),
+                              events=[Span.Event(name=name, time_unix_nano=now, attributes=_kvs(ev))
+                                      for name, ev in (events or {}).items()]))
         request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
-            resource=Resource(attributes=_kvs({"service.name": service})),
+            resource=Resource(attributes=_kvs({"service.name": service, **(resource or {})})),
             scope_spans=[ScopeSpans(scope=InstrumentationScope(name="tests.collector"), spans=spans)])])
         _post(base_url.rstrip("/") + "/v1/traces", request.SerializeToString())
     return ids
