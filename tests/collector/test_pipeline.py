@@ -72,7 +72,7 @@ def test_agent_resource_processing_and_redaction_as_run_by_the_collector(topolog
     assert not any(k.startswith("redaction.") and k.endswith(".keys") for k in span["attributes"])
 
 
-def test_an_app_set_environment_is_added_only_when_missing(topology, backend):
+def test_a_missing_environment_gets_the_agents_default(topology, backend):
     post_spans(topology.agent_http_url, 1)
     assert backend.wait_for(spans=1, timeout=15)
     assert backend.spans[0]["resource"]["deployment.environment.name"] == "unspecified"
