@@ -10,6 +10,8 @@ processor that counts spans, so the run can check one span per traced request) a
 (an in-memory reader, so upstream's HTTP metrics are aggregated as in production):
 
 - ``bare``              falcon.App, no instrumentation;
+- ``span-floor``        bare, plus one SDK span started with upstream's 13 request attributes and
+  ended with its 4 response attributes — no context, no metrics: the SDK's share of the cost;
 - ``upstream``          opentelemetry-instrumentation-falcon's app class (what FalconInstrumentor installs);
 - ``fast``              otel_showmax._fastfalcon.TracedApp (same spans and metrics: tests/test_fastfalcon.py);
 - ``fast-sync-active``  the same, with upstream's synchronous active-requests counter (``active_requests="upstream"``);
@@ -44,6 +46,7 @@ os.environ.setdefault("BENCH_APP_MODE", "plain")
 
 import catalogue_app  # noqa: E402
 import falcon  # noqa: E402
+import falcon.app  # noqa: E402
 import falcon.testing  # noqa: E402
 from opentelemetry import metrics, trace  # noqa: E402
 from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp  # noqa: E402
@@ -51,7 +54,9 @@ from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
-CONFIGS = ("bare", "upstream", "fast", "fast-sync-active", "fast-no-histogram", "showmax-upstream", "showmax-fast")
+CONFIGS = (
+    "bare", "span-floor", "upstream", "fast", "fast-sync-active", "fast-no-histogram", "showmax-upstream", "showmax-fast",
+)
 
 
 class CountingProcessor(SpanProcessor):
@@ -72,8 +77,8 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     from otel_showmax import _fastfalcon
     from otel_showmax import falcon as showmax_falcon
 
-    apps: dict[str, Any] = {"bare": falcon.App()}
     showmax_falcon.instrument(redact_query_params=("token",), excluded_urls=("^/health",))
+    apps: dict[str, Any] = {"bare": falcon.app.App()}  # Falcon's own class: never traced
     # Upstream's instrumented class as FalconInstrumentor().instrument() puts it in falcon.App (the
     # instrumentor is on, for otel_showmax.falcon, for the whole run).
     apps["upstream"] = UpstreamApp()
@@ -89,7 +94,30 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
         showmax_falcon.UpstreamApp = original
     for app in apps.values():
         app.add_route("/titles", catalogue_app.Titles())
+    apps["span-floor"] = span_floor(apps["bare"], provider.get_tracer("floor"))
     return apps, counter
+
+
+def span_floor(app: Any, tracer: Any) -> Any:
+    request = {
+        "http.method": "GET", "http.server_name": "localhost", "http.scheme": "http", "net.host.name": "localhost",
+        "http.host": "localhost", "net.host.port": 80, "http.target": "/titles", "net.peer.ip": "127.0.0.1",
+        "net.peer.port": 65133, "http.user_agent": "wrk", "http.flavor": "1.1",
+        "http.request.header.user_agent": ["wrk"], "http.request.header.x_request_id": ["1"],
+    }
+    response = {"falcon.resource": "Titles", "http.status_code": 200, "http.route": "/titles",
+                "http.response.header.content_type": ["application/json"]}
+
+    def floor(env: dict[str, Any], start_response: Any) -> Any:
+        span = tracer.start_span("GET /titles", kind=trace.SpanKind.SERVER, attributes=dict(request))
+        try:
+            return app(env, start_response)
+        finally:
+            span.set_attributes(response)
+            span.update_name("GET /titles")
+            span.end()
+
+    return floor
 
 
 def one_round(app: Any, env: dict[str, Any], n: int) -> tuple[float, float]:
