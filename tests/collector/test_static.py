@@ -415,3 +415,23 @@ def test_readme_documents_every_environment_variable():
     for metric in ("otelcol_exporter_enqueue_failed", "otelcol_exporter_send_failed", "otelcol_exporter_queue_size",
                    "otelcol_exporter_queue_capacity", "otelcol_receiver_refused"):
         assert metric in readme
+
+
+def test_readme_defaults_match_the_configs():
+    """Each `| `VAR` | `default` |` row of the README's tables states the default the config really has."""
+    readme = (COLLECTOR_DIR / "README.md").read_text()
+    defaults: dict[str, set[str]] = {}
+    for path in CONFIGS.values():
+        for name, default in re.findall(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}", path.read_text()):
+            defaults.setdefault(name, set()).add(default)
+    rows = re.findall(r"^\| `(OTELCOL_[A-Z0-9_]+)` \| ([^|]+) \|", readme, re.M)
+    assert len(rows) >= 30
+    for name, cell in rows:
+        assert name in defaults, f"README documents {name}, which no config uses"
+        (config_default,) = defaults[name]
+        stated = re.match(r"`([^`]*)`", cell.strip())
+        if config_default == "" or config_default.startswith("unset "):
+            assert not stated or "required" in cell, (name, cell)  # required, or a documented fallback
+        else:
+            assert stated and stated.group(1) == config_default, \
+                f"{name}: README says {cell.strip()!r}, the config {config_default!r}"
