@@ -89,7 +89,22 @@ def _reraise(req: Any, resp: Any, ex: Exception, params: Any) -> None:
     raise ValueError("error handler failed")
 
 
+class Blocker:
+    """Answers /blocked itself in process_request (Falcon then skips routing: no resource)."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path == "/blocked":
+            resp.status = falcon.HTTP_401
+            resp.complete = True
+
+
+def _sink(req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+    resp.media = {"sink": req.path}
+
+
 def build(app: falcon.App) -> falcon.App:
+    app.add_middleware(Blocker())
+    app.add_sink(_sink, prefix="/sink")
     app.add_route("/titles", Titles())
     app.add_route("/titles/{title_id:int}", Title())
     app.add_route("/boom", Boom())
@@ -119,6 +134,8 @@ def requests() -> list[dict[str, Any]]:
         ("DELETE", "/teapot", {}),  # 503 raised
         ("FOO", "/teapot", {}),  # unknown method
         ("GET", "/health", {}),  # excluded
+        ("GET", "/blocked", {}),  # answered by a middleware: upstream reports 404
+        ("GET", "/sink/a/b", {}),  # a sink: no resource, upstream reports 404
         ("GET", "/titles", {"headers": {"Host": "api.example.com:8443"}, "scheme": "https", "port": "8443"}),
     ]
     out = []
@@ -414,6 +431,39 @@ def points(reader: InMemoryMetricReader) -> list[tuple[str, Any]]:
     data = reader.get_metrics_data()
     return [(m.name, p) for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
             for m in sm.metrics for p in m.data.data_points]
+
+
+def test_response_propagator_sees_the_server_span(semconv: Any) -> None:
+    from opentelemetry.instrumentation.propagators import (
+        TraceResponsePropagator,
+        get_global_response_propagator,
+        set_global_response_propagator,
+    )
+
+    def traceresponse(app: Any, tel: Telemetry) -> None:
+        captured: list[tuple[str, str]] = []
+        app(falcon.testing.create_environ(path="/titles"), lambda status, hdrs, exc_info=None: captured.extend(hdrs))
+        (span,) = tel.spans.get_finished_spans()
+        ctx = span.context
+        assert dict(captured)["traceresponse"] == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+
+    semconv(None)
+    before = get_global_response_propagator()
+    set_global_response_propagator(TraceResponsePropagator())
+    up, fast = Telemetry(), Telemetry()
+    instrumentor = FalconInstrumentor()
+    try:
+        instrumentor.instrument(tracer_provider=up.tracer_provider, meter_provider=up.meter_provider)
+        try:
+            traceresponse(build(falcon.App()), up)
+        finally:
+            instrumentor.uninstrument()
+        traceresponse(build(TracedApp(_otel_opts={"tracer_provider": fast.tracer_provider,
+                                                  "meter_provider": fast.meter_provider})), fast)
+    finally:
+        set_global_response_propagator(before)
+        up.close()
+        fast.close()
 
 
 def test_unsampled_requests_still_count_in_metrics(semconv: Any) -> None:
