@@ -86,6 +86,7 @@ _state = _State()
 _lock = threading.Lock()
 # Trace fields of every preset: never written again as ``extra`` fields.
 _INJECTED_ALL = frozenset(name for names in FIELD_PRESETS.values() for name in names)
+_NOT_EXTRA = _RESERVED | _INJECTED_ALL
 # The last span context seen and its fields: a request logs many lines under one span.
 _EMPTY: tuple[str, str, bool] = ("", "", False)
 _last: tuple[Any, tuple[str, str, bool]] = (None, _EMPTY)
@@ -305,8 +306,16 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted (replaced atomically)
+
+
 def _utc_iso(created: float, msecs: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(msecs):03d}Z"
+    global _second
+    whole = int(created)
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{int(msecs):03d}Z"
 
 
 def _jsonable(value: Any) -> Any:
@@ -406,7 +415,7 @@ class JSONFormatter(logging.Formatter):
             for key, value in self._static.items():
                 data.setdefault(key, value)
         for key, value in d.items():
-            if key in _RESERVED or key in _INJECTED_ALL:
+            if key in _NOT_EXTRA:
                 continue
             data[key if key not in data else f"extra.{key}"] = value
         return data

@@ -202,7 +202,10 @@ def test_json_formatter_line(logger):
 def test_json_formatter_time_is_utc():
     rec = logging.LogRecord("a", logging.INFO, __file__, 1, "m", None, None)
     rec.created, rec.msecs = 0.5, 500.0
-    assert json.loads(correlation.JSONFormatter().format(rec))["time"] == "1970-01-01T00:00:00.500Z"
+    formatter = correlation.JSONFormatter()
+    assert json.loads(formatter.format(rec))["time"] == "1970-01-01T00:00:00.500Z"
+    rec.created, rec.msecs = 86401.25, 250.0  # the cached second moves on
+    assert json.loads(formatter.format(rec))["time"] == "1970-01-02T00:00:01.250Z"
 
 
 def test_json_formatter_never_raises(logger):
