@@ -145,3 +145,42 @@ def test_check_monkey_patch_reports_ordering_problems():
     assert sdk_threads[0].startswith(
         "OpenTelemetry SDK worker threads run while gevent patched threading (OtelBatchSpanRecordProcessor)"
     )
+
+
+def test_concurrent_requests_in_greenlets_keep_their_own_ids(log):
+    """Interleaved requests (as under gunicorn -k gevent): every line, also one logged from a greenlet
+    the handler spawned (the seed's pattern), carries its own request's trace id."""
+    import falcon
+    import falcon.testing
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import otel_showmax.falcon as showmax_falcon
+
+    logger, records = log
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    showmax_falcon.instrument(tracer_provider=provider, request_log=False)
+
+    class Slow:
+        def on_get(self, req, resp, n):
+            logger.info("before %s", n)
+            gevent.sleep(0.001 * (int(n) % 5))  # let the other requests run in between
+            spawn(logger.info, "spawned %s", n).join()
+            logger.info("after %s", n)
+
+    app = falcon.App()
+    app.add_route("/slow/{n}", Slow())
+
+    def call(n):
+        env = falcon.testing.create_environ(f"/slow/{n}")
+        return b"".join(app(env, lambda status, headers, exc_info=None: None))
+
+    gevent.joinall([gevent.spawn(call, n) for n in range(40)], raise_error=True)
+    spans = {s.attributes["http.target"].rsplit("/", 1)[1]: format(s.context.trace_id, "032x")
+             for s in exporter.get_finished_spans()}
+    assert len(spans) == 40 and len(set(spans.values())) == 40
+    assert len(records) == 120
+    for record in records:
+        assert record.trace_id == spans[record.args[0]]
