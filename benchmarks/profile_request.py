@@ -201,6 +201,9 @@ CATEGORIES = (
     ("json/", "JSON body (app)"),
     ("catalogue_app.py", "app handler"),
     ("falcon/", "Falcon"),
+    ("gunicorn/", "server: gunicorn gevent worker"),
+    ("gevent/", "server: gevent (pywsgi, hub, sockets)"),
+    ("gunicorn_conf.py", "server: gunicorn gevent worker"),
 )
 WORKER_CATEGORIES = (
     ("_encode.py", "encode (otel_showmax encoder)"),
@@ -226,7 +229,7 @@ def _categorize(frames: list[str], table: tuple[tuple[str, str], ...]) -> str:
     return "other"
 
 
-def pyspy_report(raw: Path, cpu_us: float) -> str:
+def pyspy_report(raw: Path, cpu_us: float, loop_marker: str | None = ".loop (") -> str:
     """Per-request µs by category from py-spy's raw (collapsed) output."""
     import collections
 
@@ -238,11 +241,10 @@ def pyspy_report(raw: Path, cpu_us: float) -> str:
         frames = stack.split(";")
         n = int(count)
         if "MainThread" in frames[0]:
-            if any(".loop (" in f for f in frames):
+            if loop_marker is None or any(loop_marker in f for f in frames):
                 per_thread["request thread"] += n
                 request[_categorize(frames, CATEGORIES)] += n
-            elif any("flush (" in f for f in frames) and not any(".loop (" in f for f in frames) and any(
-                    "child (" in f for f in frames):
+            elif any("flush (" in f for f in frames) and any("child (" in f for f in frames):
                 # upstream's force_flush exports on the calling thread: export work, counted as such
                 per_thread["export work inside flush() (main thread, between chunks)"] += n
                 background[_categorize(frames, WORKER_CATEGORIES)] += n

@@ -216,6 +216,7 @@ class Run:
     expected: dict[str, int] = field(default_factory=dict)
     verified: bool | None = None  # None: nothing to verify (uninstrumented)
     note: str = ""
+    profile: str = ""
 
 
 class LiveReceiver:
@@ -247,6 +248,17 @@ class LiveReceiver:
 
     def close(self) -> None:
         self.proc.stop()
+
+
+def start_pyspy(args: argparse.Namespace, worker: int, config: str, rnd: int) -> tuple[subprocess.Popen, Path] | None:
+    """Sample the worker (all threads, only while holding the GIL) during the measured phase."""
+    if not args.pyspy or config not in args.pyspy:
+        return None
+    RESULTS.mkdir(exist_ok=True)
+    raw = RESULTS / f"pyspy-gunicorn-{config.replace('/', '_')}-{rnd}.raw"
+    cmd = [args.pyspy_bin, "record", "--pid", str(worker), "--gil", "--threads", "--nonblocking", "--format", "raw",
+           "-r", "250", "-d", str(max(1, round(args.seconds))), "-o", str(raw)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw
 
 
 def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_path: Path,
@@ -288,13 +300,20 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         workers = children(proc.pid)
         worker = workers[0] if workers else None
         rcv0 = receiver.cpu_s() if receiver else 0.0
+        spy = start_pyspy(args, worker, run.config, rnd) if worker else None
         cpu0 = proc_cpu_s(worker) if worker else 0.0
         load = wrk(url, args.seconds, args.connections)
         cpu1 = proc_cpu_s(worker) if worker else 0.0
         rcv1 = receiver.cpu_s() if receiver else 0.0
+        if spy is not None:
+            spy[0].wait(timeout=args.seconds + 30)
         run.load = asdict(load)
         if load.requests and worker:
             run.cpu_us_per_req = (cpu1 - cpu0) / load.requests * 1e6
+            if spy is not None and spy[1].exists():
+                from profile_request import pyspy_report
+
+                run.profile = pyspy_report(spy[1], run.cpu_us_per_req, loop_marker=None)
         if load.requests and receiver:
             run.receiver_cpu_us_per_req = (rcv1 - rcv0) / load.requests * 1e6
         ok = True
@@ -516,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=20.0, help="max seconds to wait for the receiver to catch up")
     parser.add_argument("--quick", action="store_true", help="1 round x 3 s, 1 s warm-up")
     parser.add_argument("--keep-logs", action="store_true", help="keep each run's server log")
+    parser.add_argument("--pyspy", default="", help="sample these configurations' worker with py-spy (comma-separated)")
+    parser.add_argument("--pyspy-bin", default=os.environ.get("PYSPY", "py-spy"), help="py-spy executable (PYSPY)")
     parser.add_argument("--json", help="write all runs and summaries here (default: benchmarks/results/<utc>.json)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -523,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     args.fault_configs = [c.strip() for c in args.fault_configs.split(",") if c.strip()]
     args.protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    args.pyspy = [c.strip() for c in args.pyspy.split(",") if c.strip()]
     unknown = set(args.configs + args.fault_configs) - set(variants())
     if unknown:
         parser.error(f"unknown configuration(s) {sorted(unknown)}; use {sorted(variants())}")
@@ -554,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
         report["overhead"] = {"runs": [asdict(r) for r in runs], "summary": rows}
         out_lines += ["", "### Overhead (ratios to the uninstrumented run of the same round; medians)", "",
                       overhead_table(rows, labels)]
+        for r in runs:
+            if r.profile:
+                out_lines += ["", f"#### py-spy of the gunicorn worker under load: {labels.get(r.config, r.config)}, "
+                                  f"round {r.round}", "", r.profile]
         by = {r["config"]: r for r in rows}
         if "upstream" in by and "setup" in by:
             ups = [r for r in runs if r.config == "upstream"]
