@@ -17,6 +17,9 @@ semantic-convention mode; the per-method parts and user-agent classification are
 is made current with one context attach instead of two; the response attributes go to the span in
 one ``set_attributes`` call; ``UNSET`` statuses are not set (the SDK ignores them anyway); metric
 attribute sets are built directly instead of filtered from the span attributes.
+benchmarks/fastfalcon.py measures it: upstream adds ~2.6x bare Falcon's CPU per request, this
+about half that; what remains is mostly the SDK's — the span itself, and one histogram
+measurement per request (about as costly as the span: ``duration_histogram=False`` drops it).
 
 Deliberate differences from upstream:
 
