@@ -229,7 +229,7 @@ def _categorize(frames: list[str], table: tuple[tuple[str, str], ...]) -> str:
     return "other"
 
 
-def pyspy_report(raw: Path, cpu_us: float, loop_marker: str | None = ".loop (") -> str:
+def pyspy_report(raw: Path, cpu_us: float, loop_marker: str | None = ".loop (", main_tid: int | None = None) -> str:
     """Per-request µs by category from py-spy's raw (collapsed) output."""
     import collections
 
@@ -240,7 +240,7 @@ def pyspy_report(raw: Path, cpu_us: float, loop_marker: str | None = ".loop (") 
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         n = int(count)
-        if "MainThread" in frames[0]:
+        if "MainThread" in frames[0] or (main_tid is not None and frames[0].startswith(f"thread ({main_tid})")):
             if loop_marker is None or any(loop_marker in f for f in frames):
                 per_thread["request thread"] += n
                 request[_categorize(frames, CATEGORIES)] += n

@@ -313,7 +313,7 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
             if spy is not None and spy[1].exists():
                 from profile_request import pyspy_report
 
-                run.profile = pyspy_report(spy[1], run.cpu_us_per_req, loop_marker=None)
+                run.profile = pyspy_report(spy[1], run.cpu_us_per_req, loop_marker=None, main_tid=worker)
         if load.requests and receiver:
             run.receiver_cpu_us_per_req = (rcv1 - rcv0) / load.requests * 1e6
         ok = True
