@@ -95,6 +95,21 @@ class BridgeHandler(logging.Handler):
         super().close()
 
 
+def _text(value: str) -> str:
+    """``value`` as valid UTF-8: lone surrogates (from undecodable bytes) become backslash escapes.
+
+    One such character would otherwise make the whole export batch fail to encode. Deliberate
+    difference from upstream, whose batch is lost.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _unformattable(record: logging.LogRecord) -> str:
     try:
         return f"{record.msg!s} (unformattable arguments: {record.args!r})"
@@ -139,7 +154,7 @@ class Converter:
             context=pending.context or None,
             severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
             severity_number=std_to_otel(record.levelno),
-            body=pending.body,
+            body=_text(pending.body) if type(pending.body) is str else pending.body,
             attributes=attributes,
             event_name=event_name,
         )
@@ -147,7 +162,7 @@ class Converter:
 
     def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         skip = self._skip
-        attributes = {k: v for k, v in vars(record).items() if k not in skip}
+        attributes = {k: _text(v) if type(v) is str else v for k, v in vars(record).items() if k not in skip}
         event_name = attributes.pop(otel_attributes.OTEL_EVENT_NAME, None)
         deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
         if event_name is None:

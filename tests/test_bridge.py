@@ -126,3 +126,19 @@ def test_oversized_attribute_values_are_truncated(logger):
     limits = LogRecordLimits(max_attribute_length=4096)
     (record,) = Converter(lambda: RESOURCE, limits, frozenset())(queued)
     assert len(record.log_record.attributes["blob"]) == 4096
+
+
+def test_undecodable_text_does_not_lose_the_batch():
+    from otel_showmax._encode import encode_logs as lean_encode
+
+    queued: list = []
+    handler = BridgeHandler(queued.append)
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")
+    for msg, extra in (("fine", {}), (f"bad {bad}", {}), ("attr", {"path": bad})):
+        record = logging.LogRecord("golden.test", logging.INFO, __file__, 1, msg, (), None)
+        record.__dict__.update(extra)
+        handler.handle(record)
+    records = Converter(lambda: RESOURCE, LogRecordLimits(), frozenset())(queued)
+    assert [r.log_record.body for r in records] == ["fine", "bad caf\\udce9", "attr"]
+    assert records[2].log_record.attributes["path"] == "caf\\udce9"
+    assert lean_encode(records)  # encodes: nothing in the batch is lost
