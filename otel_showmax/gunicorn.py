@@ -60,8 +60,8 @@ def worker_exit(server: Any, worker: Any) -> None:
         _log(server, "otel_showmax: flushing telemetry at worker exit failed: %r", error)
 
 
-def worker_abort(server: Any, worker: Any) -> None:
-    """gunicorn ``worker_abort`` hook (SIGABRT on timeout): a short, bounded flush."""
+def worker_abort(worker: Any) -> None:
+    """gunicorn ``worker_abort`` hook (SIGABRT on timeout; gunicorn passes only the worker): a short flush."""
     from . import _setup
 
     if _setup.get_state() is None:
@@ -69,7 +69,7 @@ def worker_abort(server: Any, worker: Any) -> None:
     try:
         _setup.shutdown(ABORT_BUDGET)
     except Exception as error:
-        _log(server, "otel_showmax: flushing telemetry at worker abort failed: %r", error)
+        _log(worker, "otel_showmax: flushing telemetry at worker abort failed: %r", error)
 
 
 def _log(server: Any, message: str, *args: Any) -> None:

@@ -33,8 +33,10 @@ otel_showmax.setup(service_name=os.environ.get("OTEL_SERVICE_NAME", "catalogue")
 
 import falcon  # noqa: E402  (after setup(): see the module docstring)
 
-log = otel_showmax.get_logger("catalogue")  # the seed's helper, safe to call anywhere
-log.setLevel(os.environ.get("CATALOGUE_LOG_LEVEL", "INFO"))
+import logconfig  # noqa: E402  (local JSON lines with trace ids; see logconfig.py)
+
+logconfig.configure()
+log = otel_showmax.get_logger("catalogue")  # the seed's helper, safe to call anywhere, any number of times
 
 GENRES = ("drama", "comedy", "documentary", "thriller", "kids", "sport")
 PEOPLE = ("Thandiwe Mokoena", "Sipho Dlamini", "Amina Yusuf", "Kwame Asante", "Naledi Khumalo", "Jonas Berg")
@@ -122,6 +124,11 @@ def create_app() -> falcon.App:
 
 
 app = application = create_app()  # gunicorn: catalogue:app; uWSGI: module = catalogue
+
+_config = otel_showmax.get_config()
+if _config is not None and _config.provenance is not None:
+    log.info("catalogue app loaded in pid %d; telemetry configured by %s in pid %d",
+             os.getpid(), _config.provenance.entry_point, _config.provenance.pid)
 
 
 if __name__ == "__main__":  # a quick local run without a server: python catalogue.py

@@ -32,8 +32,10 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor  # noqa:
 if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
     RequestsInstrumentor().instrument()
 
-log = otel_showmax.get_logger("storefront")
-log.setLevel(os.environ.get("STOREFRONT_LOG_LEVEL", "INFO"))
+import logconfig  # noqa: E402  (local JSON lines with trace ids; see logconfig.py)
+
+logconfig.configure()
+log = otel_showmax.get_logger("storefront")  # the seed's helper, safe to call anywhere, any number of times
 
 CATALOGUE_URL = os.environ.get("CATALOGUE_URL", "http://127.0.0.1:8000").rstrip("/")
 TIMEOUT = float(os.environ.get("CATALOGUE_TIMEOUT", "5"))
