@@ -159,8 +159,13 @@ class _Plan:
         if self.active_requests == "upstream":
             self.active = meter.create_up_down_counter(**active)
         elif self.active_requests == "observable":
-            self.in_flight = InFlight()
-            meter.create_observable_up_down_counter(callbacks=[self.in_flight.observe], **active)
+            # One count and one instrument per meter: the SDK hands a second app asking for the
+            # same instrument the first one, without registering its callback.
+            with _in_flight_lock:
+                self.in_flight = _in_flight.get(meter)
+                if self.in_flight is None:
+                    self.in_flight = _in_flight[meter] = InFlight()
+                    meter.create_observable_up_down_counter(callbacks=[self.in_flight.observe], **active)
         elif self.active_requests != "off":
             raise ValueError(f"active_requests: {self.active_requests!r} is not 'observable', 'upstream' or 'off'")
         keys = (_OLD_ACTIVE if old else frozenset()) | (_NEW_ACTIVE if new else frozenset())
@@ -401,6 +406,10 @@ class InFlight:
         with self._lock:
             counts = list(self._counts.items())
         return [Observation(count, dict(key)) for key, count in counts]
+
+
+_in_flight: weakref.WeakKeyDictionary[Any, InFlight] = weakref.WeakKeyDictionary()
+_in_flight_lock = threading.Lock()
 
 
 class _Request:

@@ -427,6 +427,25 @@ def test_active_requests_count_the_request_in_flight(semconv: Any) -> None:
         tel.close()
 
 
+def test_apps_sharing_a_meter_provider_share_the_in_flight_count(semconv: Any) -> None:
+    semconv(None)
+    tel = Telemetry()
+    seen: list[Any] = []
+
+    class Probe:
+        def on_get(self, req: Any, resp: Any) -> None:
+            seen.append([p.value for k, p in points(tel.reader) if k == "http.server.active_requests"])
+
+    apps = [TracedApp(_otel_opts={"tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider})
+            for _ in range(2)]
+    for app in apps:
+        app.add_route("/probe", Probe())
+        falcon.testing.TestClient(app).simulate_get("/probe")
+    assert seen == [[1], [1]]
+    assert [p.value for k, p in points(tel.reader) if k == "http.server.active_requests"] == [0]
+    tel.close()
+
+
 def points(reader: InMemoryMetricReader) -> list[tuple[str, Any]]:
     data = reader.get_metrics_data()
     return [(m.name, p) for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
