@@ -76,3 +76,16 @@ def test_a_missing_environment_gets_the_agents_default(topology, backend):
     post_spans(topology.agent_http_url, 1)
     assert backend.wait_for(spans=1, timeout=15)
     assert backend.spans[0]["resource"]["deployment.environment.name"] == "unspecified"
+
+
+def test_agent_reaches_the_gateway_through_a_dns_target_as_documented_for_scale_out(otelcol_binary, tmp_path, pki,
+                                                                                     backend):
+    """README: OTELCOL_AGENT_GATEWAY_ENDPOINT=dns:///name:port balances over the name's addresses (TLS still verified)."""
+    from . import _otelcol
+
+    topo = _otelcol.Topology(tmp_path, backend.endpoint, pki=pki)
+    topo.agent.env["OTELCOL_AGENT_GATEWAY_ENDPOINT"] = f"dns:///127.0.0.1:{topo.gateway_port}"
+    with topo:
+        ids = post_spans(topo.agent_http_url, 10)
+        assert backend.wait_for(spans=10, timeout=15)
+        assert span_ids(backend.spans) == set(ids)
