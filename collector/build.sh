@@ -47,8 +47,9 @@ if command -v flock >/dev/null 2>&1; then
   flock 9
 fi
 
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
 manifest_hash() {
-  { cat "$MANIFEST" "$HERE/build.sh"; echo "$BUILDER_VERSION"; echo "$GO_VERSION"; } | sha256sum | cut -d' ' -f1
+  { cat "$MANIFEST" "$HERE/build.sh"; echo "$BUILDER_VERSION"; echo "$GO_VERSION"; } | sha256 | cut -d' ' -f1
 }
 WANT="$(manifest_hash)"
 
