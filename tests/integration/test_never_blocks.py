@@ -112,8 +112,10 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
         (load, stats, exit_s) = runs[mode][0]
         assert load.errors == 0
         assert load.rps >= 0.8 * live_rps, (mode, load, live_rps)
-        assert load.p50_ms <= 1.5 * live_p50 + 1.0, (mode, load, live_p50)
-        assert load.p99_ms <= 2.5 * live_p99 + 5.0, (mode, load, live_p99)
+        # Coarse latency ratios (2 noisy cores): a request waiting on the collector would add
+        # the export timeout (10 s) to p50/p99, far beyond these bounds.
+        assert load.p50_ms <= 2.0 * live_p50 + 2.0, (mode, load, live_p50)
+        assert load.p99_ms <= 3.0 * live_p99 + 10.0, (mode, load, live_p99)
         assert load.max_lag_ms < 100, (mode, load)
         assert exit_s <= 6.0, (mode, exit_s)  # SIGTERM to the master until it has exited
         dropped = stats["dropped"]["traces"]
