@@ -59,6 +59,24 @@ STEPS: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 
+# --ablations: otel_showmax's defaults with one thing switched off each (what each feature costs).
+_OURS_DEFAULT = STEPS["ours"][2]
+ABLATIONS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "ours-no_exemplars": ("otel_showmax defaults, OTEL_METRICS_EXEMPLAR_FILTER=always_off", "ours",
+                          {**_OURS_DEFAULT, "OTEL_METRICS_EXEMPLAR_FILTER": "always_off"}),
+    "ours-no_metrics": ("otel_showmax defaults, OTEL_METRICS_EXPORTER=none", "ours",
+                        {**_OURS_DEFAULT, "OTEL_METRICS_EXPORTER": "none"}),
+    "ours-no_headers": ("otel_showmax defaults, no header capture", "ours",
+                        {**_OURS_DEFAULT, "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "",
+                         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": ""}),
+    "ours-no_request_log": ("otel_showmax defaults, OTEL_SHOWMAX_REQUEST_LOG=false", "ours",
+                            {**_OURS_DEFAULT, "OTEL_SHOWMAX_REQUEST_LOG": "false"}),
+    "ours-no_correlation": ("otel_showmax defaults, OTEL_SHOWMAX_LOG_CORRELATION=false", "ours",
+                            {**_OURS_DEFAULT, "OTEL_SHOWMAX_LOG_CORRELATION": "false"}),
+}
+STEPS.update(ABLATIONS)
+
+
 def _environ() -> dict[str, Any]:
     return {
         "REQUEST_METHOD": "GET", "PATH_INFO": "/titles", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
@@ -307,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(result), flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--steps", default=",".join(s for s in STEPS if s not in ABLATIONS))
+    parser.add_argument("--ablations", action="store_true",
+                        help="bare, ours, and ours with one feature off each (metrics, exemplars, headers, …)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--profile", help="also cProfile this step (its request loop), report written beside")
@@ -319,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.requests = 2, 1000
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if args.ablations:
+        steps = ["bare", "ours", *ABLATIONS, "up_logs"]
 
     from otel_showmax.receiver import ReceiverProcess
 
@@ -353,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         req = statistics.median(r["request_us"] for r in rs)
         cpu = statistics.median(r["process_cpu_us"] for r in rs)
         family = "up" if step.startswith("up") else "ours" if step.startswith("ours") else "bare"
+        if step in ABLATIONS:
+            family = "ablation"
+            ref = prev.get("ours")
+            added_req = f"{req - ref[0]:+.0f} vs ours" if ref else "—"
+            added_cpu = f"{cpu - ref[1]:+.0f} vs ours" if ref else "—"
+            ratio = statistics.median(r["process_cpu_us"] / b["process_cpu_us"] for r, b in zip(rs, base, strict=True))
+            lines.append(f"| {STEPS[step][0]} | {req:.0f} | {added_req} | {cpu:.0f} | {added_cpu} | {ratio:.2f} |")
+            continue
         ref = prev.get(family, prev.get("bare"))
         added_req = f"+{req - ref[0]:.0f}" if ref else "—"
         added_cpu = f"+{cpu - ref[1]:.0f}" if ref else "—"
