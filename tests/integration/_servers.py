@@ -76,6 +76,7 @@ class Server:
     port: int
     output: Path
     fifo: Path | None = None
+    lazy_apps: bool = False
     stop_seconds: float | None = None
     _out: Any = field(default=None, repr=False)
 
@@ -125,8 +126,20 @@ class Server:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.kind}: {workers} workers not started in {timeout}s:\n{self.text()[-4000:]}")
             time.sleep(0.05)
-        # Every worker answers /health (it returns its pid): a worker still booting would miss the
-        # stop signal (gunicorn installs a worker's signal handlers late in its boot).
+        if self.kind == "uwsgi":
+            # uWSGI handles signals in C from the start; wait for the apps to load (in each worker
+            # with lazy-apps, once in the master without), then for one answer.
+            while self.text().count("WSGI app 0 (mountpoint='') ready") < (workers if self.lazy_apps else 1):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uwsgi: app not loaded (exit code {self.proc.poll()}):\n{self.text()[-4000:]}")
+                time.sleep(0.05)
+            while self._health_pid() is None:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uwsgi: /health not answering:\n{self.text()[-4000:]}")
+                time.sleep(0.05)
+            return
+        # gunicorn: every worker answers /health (it returns its pid): a worker still booting would
+        # miss the stop signal (gunicorn installs a worker's signal handlers late in its boot).
         wanted = set(self.worker_pids()[-workers:])
         seen: set[int] = set()
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -136,7 +149,7 @@ class Server:
                     if pid is not None:
                         seen.add(pid)
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.kind}: workers {wanted - seen} never answered /health:\n{self.text()[-4000:]}")
+                    raise TimeoutError(f"{self.kind}: workers {wanted - seen} never answered /health (only {seen} did):\n{self.text()[-4000:]}")
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n{self.text()[-4000:]}")
 
@@ -201,10 +214,10 @@ class Server:
 
 
 def _spawn(kind: str, cmd: list[str], env: dict[str, str], port: int, output: Path, cwd: Path,
-           fifo: Path | None = None) -> Server:
+           fifo: Path | None = None, lazy_apps: bool = False) -> Server:
     out = open(output, "wb")  # noqa: SIM115 - closed by Server.stop/kill
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    return Server(kind=kind, proc=proc, port=port, output=output, fifo=fifo, _out=out)
+    return Server(kind=kind, proc=proc, port=port, output=output, fifo=fifo, lazy_apps=lazy_apps, _out=out)
 
 
 def start_gunicorn(env: dict[str, str], output: Path, *, app: str = "catalogue:app", worker_class: str = "gevent",
@@ -250,7 +263,7 @@ def start_uwsgi(env: dict[str, str], output: Path, *, module: str = "catalogue",
         fifo_path = output.with_suffix(".fifo")
         cmd += ["--master-fifo", str(fifo_path)]
     cmd += list(extra)
-    server = _spawn("uwsgi", cmd, env, port, output, EXAMPLE, fifo_path)
+    server = _spawn("uwsgi", cmd, env, port, output, EXAMPLE, fifo_path, lazy_apps)
     try:
         server.wait_ready(workers)
     except BaseException:
