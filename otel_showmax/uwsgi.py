@@ -30,7 +30,7 @@ _installed_in: int | None = None  # pid of the process that ran install()
 
 def running_under_uwsgi() -> bool:
     """Whether this interpreter is embedded in uWSGI (``import uwsgi`` works)."""
-    if "uwsgi" in sys.modules:
+    if sys.modules.get("uwsgi") is not None:
         return True
     try:
         import uwsgi  # noqa: F401

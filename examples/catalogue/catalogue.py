@@ -32,7 +32,6 @@ import otel_showmax
 otel_showmax.setup(service_name=os.environ.get("OTEL_SERVICE_NAME", "catalogue"))
 
 import falcon  # noqa: E402  (after setup(): see the module docstring)
-
 import logconfig  # noqa: E402  (local JSON lines with trace ids; see logconfig.py)
 
 logconfig.configure()

@@ -149,7 +149,8 @@ class Server:
                     if pid is not None:
                         seen.add(pid)
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.kind}: workers {wanted - seen} never answered /health (only {seen} did):\n{self.text()[-4000:]}")
+                    raise TimeoutError(f"{self.kind}: workers {wanted - seen} never answered /health "
+                                       f"(only {seen} did):\n{self.text()[-4000:]}")
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n{self.text()[-4000:]}")
 
@@ -279,7 +280,7 @@ def get(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) 
     """One GET on a new connection: (status, body); HTTP errors are returned, not raised."""
     request = urllib.request.Request(url, headers={"Connection": "close", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # loopback only
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

@@ -32,7 +32,7 @@ def test_gevent_workers_export_each_request_once(entry, preload, tmp_path):
 
     assert sum(sent.values()) - sent["/health"] == N
     assert len(workers) == 2, server.text()[-3000:]
-    spans, logs = assert_exactly_once(received, "catalogue", N, workers)
+    spans, _ = assert_exactly_once(received, "catalogue", N, workers)
     assert pids(spans) == set(workers), "both workers served and each reported its own process.pid"
     # One application log line per request, too, tied to the same trace.
     app = [lg for lg in app_logs(received, "catalogue", "catalogue") if "app loaded" not in lg["body"]]
