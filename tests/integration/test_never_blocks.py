@@ -68,6 +68,7 @@ def serve_and_load(protocol: str, endpoint: str, stats_file: Path):
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_TIMEOUT": "10",
+        "OTEL_SHOWMAX_EXCLUDED_URLS": "/lag$",  # the probe's own endpoint: no span, no request log
     }
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
@@ -97,7 +98,8 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
             "dead": f"http://127.0.0.1:{free_port()}",
             "blackhole": hole.endpoint,
         }
-        for i, mode in enumerate(["live", "dead", "blackhole", "live"]):
+        # Two alternated rounds: the machine is shared and noisy; compare means of the same run.
+        for i, mode in enumerate(["live", "dead", "blackhole"] * 2):
             runs[mode].append(serve_and_load(protocol, targets[mode], tmp_path / f"{i}-{mode}.json"))
         received = live.read_jsonl()
 
@@ -109,14 +111,17 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
     live_p50 = statistics.mean(load.p50_ms for load, _, _ in runs["live"])
     live_p99 = statistics.mean(load.p99_ms for load, _, _ in runs["live"])
     for mode in ("dead", "blackhole"):
-        (load, stats, exit_s) = runs[mode][0]
-        assert load.errors == 0
-        assert load.rps >= 0.8 * live_rps, (mode, load, live_rps)
+        rps = statistics.mean(load.rps for load, _, _ in runs[mode])
+        p50 = statistics.mean(load.p50_ms for load, _, _ in runs[mode])
+        p99 = statistics.mean(load.p99_ms for load, _, _ in runs[mode])
+        assert rps >= 0.8 * live_rps, (mode, runs[mode], live_rps)
         # Coarse latency ratios (2 noisy cores): a request waiting on the collector would add
         # the export timeout (10 s) to p50/p99, far beyond these bounds.
-        assert load.p50_ms <= 2.0 * live_p50 + 2.0, (mode, load, live_p50)
-        assert load.p99_ms <= 3.0 * live_p99 + 10.0, (mode, load, live_p99)
-        assert load.max_lag_ms < 100, (mode, load)
-        assert exit_s <= 6.0, (mode, exit_s)  # SIGTERM to the master until it has exited
-        dropped = stats["dropped"]["traces"]
-        assert sum(dropped.values()) == stats["served"], (mode, stats)  # every loss is counted
+        assert p50 <= 2.0 * live_p50 + 2.0, (mode, runs[mode], live_p50)
+        assert p99 <= 3.0 * live_p99 + 10.0, (mode, runs[mode], live_p99)
+        for load, stats, exit_s in runs[mode]:
+            assert load.errors == 0
+            assert load.max_lag_ms < 100, (mode, load)
+            assert exit_s <= 6.0, (mode, exit_s)  # SIGTERM to the master until it has exited
+            dropped = stats["dropped"]["traces"]
+            assert sum(dropped.values()) == stats["served"], (mode, stats)  # every loss is counted
