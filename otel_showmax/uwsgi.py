@@ -56,10 +56,71 @@ def install() -> bool:
     _installed_in = os.getpid()
     _chain_post_fork(uwsgi)
     _chain_atexit(uwsgi)
+    worker_id = _worker_id(uwsgi)
     for message in check(uwsgi.opt, has_threads=getattr(uwsgi, "has_threads", 1), loop=_loop(uwsgi),
-                         worker_id=_worker_id(uwsgi)):
+                         worker_id=worker_id):
         _warn(message)
+    if worker_id == 0 and not _flag(uwsgi.opt, "py-call-uwsgi-fork-hooks"):
+        _hold_export_threads()
     return True
+
+
+# -- the master: no export thread while it may still fork -------------------------------------------
+#
+# uWSGI forks workers from C with the GIL released, so any Python thread of the master may hold
+# the GIL at that instant; the new worker then waits for it forever (take_gil in
+# uwsgi_python_master_fixup) and never serves nor stops. uWSGI's py-call-uwsgi-fork-hooks avoids
+# it (the forking thread holds the GIL); otherwise the master must not run Python threads while
+# it can still fork (initial spawn, respawns after max-requests, reloads). So in the master the
+# span and log workers queue what the master itself emits (an import-time log line, say) without
+# starting their threads, and export it when the master exits. Workers start their own threads on
+# first use, as every forked process does.
+#
+# TODO(core): this sets BatchWorker internals and finds the workers through the global providers
+# (setup() calls install() before publishing its state); a BatchWorker.hold()/release() pair and
+# install(state) would make it a contract (proposed to the lead). The metrics reader's thread is started by setup()
+# itself, before this runs: with metrics on, the master keeps one mostly idle thread.
+
+_held: list[Any] = []
+
+
+def _export_workers() -> list[Any]:
+    """The span and log BatchWorkers of this process's configuration."""
+    from . import _compat, _setup
+
+    state = _setup.get_state()
+    if state is not None:
+        return list(state.workers.values())
+    # setup() calls install() before it publishes its state: reach the workers through the
+    # providers it has already installed globally.
+    from opentelemetry import _logs, trace
+
+    workers = []
+    for provider, processors in ((trace.get_tracer_provider(), _compat.span_processors),
+                                 (_logs.get_logger_provider(), _compat.log_processors)):
+        try:
+            found = processors(provider)
+        except AttributeError:  # not an SDK provider
+            continue
+        workers += [p.worker for p in found if hasattr(p, "worker")]
+    return workers
+
+
+def _hold_export_threads() -> None:
+    pid = os.getpid()
+    for worker in _export_workers():
+        if getattr(worker, "_pid", None) == -1 and getattr(worker, "_owner", None) == pid:  # not started yet
+            worker._pid = pid  # put() queues without starting the thread
+            _held.append(worker)
+
+
+def _release_held() -> None:
+    pid = os.getpid()
+    for worker in _held:
+        if worker._pid == pid and worker._owner == pid and worker._thread_ident is None:
+            worker._pid = -1
+            worker._start()  # the master is exiting: no more forks; export what it queued
+    _held.clear()
 
 
 # -- hooks ------------------------------------------------------------------------------------------
@@ -77,6 +138,7 @@ def _at_exit() -> None:
     from . import _setup
 
     if _setup.get_state() is not None:
+        _release_held()
         _setup.shutdown()
 
 
@@ -164,11 +226,13 @@ def check(opt: Mapping[str, Any], *, has_threads: int = 1, loop: str = "", worke
             "so no telemetry leaves this process; add enable-threads = true (or run with gevent)"
         )
     lazy = _flag(opt, "lazy-apps") or _flag(opt, "lazy")
-    if not lazy and worker_id == 0 and _flag(opt, "master"):
+    if not lazy and worker_id == 0 and not _flag(opt, "py-call-uwsgi-fork-hooks"):
         messages.append(
-            "otel_showmax was configured in the uWSGI master (no lazy-apps): uWSGI forks workers in C without "
-            "Python's fork hooks; otel_showmax re-initialises each worker from uwsgi.post_fork_hook, but threads "
-            "or locks other libraries hold in the master are inherited as they are — prefer lazy-apps = true"
+            "otel_showmax was configured in the uWSGI master (no lazy-apps, no py-call-uwsgi-fork-hooks): uWSGI "
+            "forks workers in C with the GIL released, and a worker forked while any Python thread of the master "
+            "holds the GIL hangs before serving; otel_showmax starts no span/log export thread in the master "
+            "(each worker starts its own), but other threads there (the metrics reader, your libraries') can — "
+            "set lazy-apps = true, or py-call-uwsgi-fork-hooks = true (not with gevent-early-monkey-patch)"
         )
     return messages
 

@@ -100,6 +100,7 @@ def test_not_under_uwsgi(monkeypatch):
         ({"master": True}, 1, "gevent", 0, ["no lazy-apps"]),
         ({"master": True, "lazy-apps": b"false"}, 1, "gevent", 0, ["no lazy-apps"]),
         ({"master": True, "lazy-apps": [b"false", b"true"]}, 1, "gevent", 0, []),  # the last one wins
+        ({"master": True, "py-call-uwsgi-fork-hooks": True}, 1, "gevent", 0, []),  # the forking thread holds the GIL
         ({}, 1, "", 1, []),
     ],
 )

@@ -54,7 +54,7 @@ def test_gevent_workers_export_each_request_once(lazy_apps, stop, tmp_path):
     app = [lg for lg in app_logs(received, "catalogue", "catalogue") if "app loaded" not in lg["body"]]
     assert len(app) == N
     if not lazy_apps:  # configured in the master: otel_showmax says so once
-        assert "configured in the uWSGI master (no lazy-apps)" in server.text()
+        assert "configured in the uWSGI master (no lazy-apps, no py-call-uwsgi-fork-hooks)" in server.text()
 
 
 @pytest.mark.parametrize(
