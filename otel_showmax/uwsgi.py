@@ -73,8 +73,10 @@ def install() -> bool:
 # it (the forking thread holds the GIL); otherwise the master must not run Python threads while
 # it can still fork (initial spawn, respawns after max-requests, reloads). So in the master the
 # span and log workers queue what the master itself emits (an import-time log line, say) without
-# starting their threads, and export it when the master exits. Workers start their own threads on
-# first use, as every forked process does.
+# starting their threads; workers start their own threads on first use, as every forked process
+# does. uWSGI 2.0.31's master calls neither uwsgi.atexit nor Python's atexit when it stops
+# (SIGINT, die-on-term + SIGTERM), so what the master itself queued is not exported; should a
+# uWSGI version call uwsgi.atexit there, _release_held() exports it then.
 #
 # TODO(core): this sets BatchWorker internals and finds the workers through the global providers
 # (setup() calls install() before publishing its state); a BatchWorker.hold()/release() pair and

@@ -74,9 +74,17 @@ def test_long_batch_delay_everything_queued_arrives_at_stop(lazy_apps, stop, tmp
             server.stop(stop)
         received = receiver.read_jsonl()
 
-    # Still queued when the stop began (the app-loaded line of a master may have left at its exit).
-    assert [s for s in before["spans"]] == [] and [lg for lg in before["logs"] if lg["scope"] != "catalogue"] == []
+    # Nothing left on schedule: everything below was sent by the exit path.
+    assert before["spans"] == [] and before["logs"] == []
     assert_exactly_once(received, "catalogue", N, workers)
+    loaded = [lg for lg in app_logs(received, "catalogue", "catalogue") if "app loaded" in lg["body"]]
+    if lazy_apps:  # each worker loaded the app (and configured telemetry) itself
+        assert sorted(pids(loaded)) == sorted(set(workers))
+    else:
+        # The master loaded it. Known limitation: uWSGI 2.0's master runs neither uwsgi.atexit nor
+        # Python's atexit when it stops, and otel_showmax starts no export thread there (a worker
+        # forked while a master thread holds the GIL would hang), so the master's own line is lost.
+        assert loaded == []
 
 
 def test_upstream_opentelemetry_loses_what_is_queued_at_stop(tmp_path):
