@@ -167,6 +167,7 @@ class Server:
         ``method``: ``SIGTERM`` (gunicorn; uWSGI only with ``die-on-term``), ``SIGINT``, or
         ``fifo`` (uWSGI master FIFO, ``q``: graceful shutdown).
         """
+        self._settle()
         start = time.monotonic()
         if self.proc.poll() is None:
             if method == "fifo":
@@ -186,6 +187,31 @@ class Server:
         self.stop_seconds = time.monotonic() - start
         self._close()
         return self.stop_seconds
+
+    def _settle(self, timeout: float = 15.0) -> None:
+        """uWSGI: let recycled workers be replaced, and new ones load the app, before the stop.
+
+        A worker signalled while it still loads the app misses the signal (uWSGI sets its gevent
+        signal handlers afterwards) and is only SIGKILLed after worker-reload-mercy.
+        """
+        if self.kind != "uwsgi":
+            return
+        deadline = time.monotonic() + timeout
+
+        def settled() -> bool:
+            text = self.text()
+            # A worker recycled by max-requests has been replaced (uWSGI may otherwise respawn it
+            # during the shutdown, and the new worker never hears of the stop).
+            recycled = len(set(re.findall(r"The work of process (\d+) is done", text)))
+            if text.count("Respawned uWSGI worker") < recycled:
+                return False
+            return not self.lazy_apps or text.count("WSGI app 0 (mountpoint='') ready") >= len(self.worker_pids())
+
+        while not settled():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        time.sleep(0.2)  # from "ready" to the gevent loop's signal handlers
 
     def kill(self) -> None:
         """SIGKILL the master and any worker it reported that still runs (cleanup after a failure)."""
