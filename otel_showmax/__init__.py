@@ -43,7 +43,7 @@ def setup(**options: Any) -> Config:
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop this process's export pipeline within ``timeout`` seconds.
 
-    Defaults to the configured budget (5 s). What the collector has not accepted by then is
+    Defaults to the configured budget (4 s). What the collector has not accepted by then is
     abandoned and counted in ``dropped()``. Runs once per process (also from atexit).
 
     Returns:

@@ -85,3 +85,19 @@ def span_processors(provider: Any) -> list[Any]:
 def log_processors(provider: Any) -> list[Any]:
     """The log record processors of an SDK LoggerProvider (for checks and the doctor)."""
     return list(provider._multi_log_record_processor._log_record_processors)
+
+
+def stop_retrying(exporter: Any) -> bool:
+    """Make an OTLP exporter give up retry back-off: each later export is one attempt.
+
+    Used when shutdown starts: the budget is better spent on one try per batch than on sleeping
+    between retries to a collector that is down. Returns False for exporters without retries.
+    """
+    client = getattr(exporter, "_client", None)  # OTLP/HTTP: _OTLPHTTPClient
+    event = getattr(client, "_shutdown_event", None)
+    if event is None:
+        event = getattr(exporter, "_shutdown_in_progress", None)  # OTLP/gRPC mixin
+    if event is None:
+        return False
+    event.set()
+    return True

@@ -99,7 +99,7 @@ class Config:
     span_link_count_limit: int | None
     log_record_attribute_count_limit: int | None
     shutdown_timeout: float
-    """Seconds that ``shutdown()`` may take in all, default 5."""
+    """Seconds that ``shutdown()`` may take in all, default 4."""
     log_correlation: bool
     log_fields: str
     log_export_level: int

@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 
 from . import _diag, _threads
-from ._compat import SUPPRESS_KEY, ShowmaxMeterProvider, metric_preferences
+from ._compat import SUPPRESS_KEY, ShowmaxMeterProvider, metric_preferences, stop_retrying
 from ._config import Config
 from ._exporters import make_exporter
 from ._worker import Event, Stats
@@ -94,13 +94,21 @@ class PeriodicReader(MetricReader):
         super().force_flush(timeout_millis=timeout_millis)
         return True
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+    def begin_shutdown(self) -> None:
+        """Ask the thread for a last collection and export (one try), then to stop."""
         if self._final:
             return
         self._final = True
+        if self._pid == os.getpid():
+            if self._exporter is not None:
+                stop_retrying(self._exporter)
+            self._wake.set()
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         if self._pid != os.getpid():
+            self._final = True
             return
-        self._wake.set()
+        self.begin_shutdown()
         if not self._stopped.wait(timeout_millis / 1000):
             self.stats.drop("shutdown")
             _diag.warn("metrics_abandon", "metrics shutdown budget exhausted")

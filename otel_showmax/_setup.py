@@ -260,6 +260,8 @@ def shutdown(timeout: float | None = None) -> bool:
     workers = list(state.workers.values())
     for worker in workers:
         worker.begin_shutdown()
+    if state.reader is not None:
+        state.reader.begin_shutdown()
     ok = True
     for worker in workers:
         ok = worker.wait_shutdown(max(0.0, deadline - time.monotonic())) and ok

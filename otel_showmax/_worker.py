@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _diag, _threads
+from ._compat import stop_retrying
 
 REASONS = ("queue_full", "export_failed", "shutdown")
 MAX_BACKOFF = 30.0
@@ -192,6 +193,8 @@ class BatchWorker:
         self._closed = True
         if self._pid == os.getpid():
             self._final = True
+            if self._exporter is not None:
+                stop_retrying(self._exporter)  # one try per batch from now on
             self._wake.set()
 
     def wait_shutdown(self, timeout: float) -> bool:

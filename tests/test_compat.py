@@ -64,3 +64,33 @@ def test_upstream_log_handler_translation_matches_our_reserved_names():
 
     assert frozenset(handler._RESERVED_ATTRS) == RESERVED
     assert "record" in inspect.signature(handler.LoggingHandler._translate).parameters
+
+
+def test_stop_retrying_reaches_every_otlp_exporter():
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    for exporter in (
+        OTLPSpanExporter(endpoint="http://127.0.0.1:1/v1/traces"),
+        OTLPLogExporter(endpoint="http://127.0.0.1:1/v1/logs"),
+        OTLPMetricExporter(endpoint="http://127.0.0.1:1/v1/metrics"),
+        GrpcSpans(endpoint="http://127.0.0.1:1", insecure=True),
+    ):
+        assert _compat.stop_retrying(exporter) is True
+        exporter.shutdown()
+
+
+def test_one_try_after_stop_retrying(blackhole):
+    import time
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from otel_showmax.receiver import dead_port
+
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{dead_port()}/v1/traces", timeout=10)
+    _compat.stop_retrying(exporter)
+    start = time.monotonic()
+    assert exporter.export([]).name == "FAILURE"
+    assert time.monotonic() - start < 1.0  # no retry back-off (it would take ~7 s of the 10 s timeout)

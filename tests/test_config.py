@@ -16,7 +16,7 @@ def test_defaults_follow_the_specification():
     assert config.metrics.endpoint == "http://localhost:4318/v1/metrics"
     assert config.span_batch.max_queue_size == 2048
     assert config.log_batch.schedule_delay_ms == 1000
-    assert config.shutdown_timeout == 5.0
+    assert config.shutdown_timeout == 4.0
     assert config.sources["otlp_protocol"] == "default"
 
 
