@@ -43,6 +43,7 @@ class State:
     converter: Any = None
     shutdown_pid: int | None = None
     warned: set[Config] = field(default_factory=set)
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
 
 
 def _caller() -> tuple[str, int]:
@@ -78,7 +79,11 @@ def setup(*, entry_point: str = "setup()", **options: Any) -> Config:
 
 def _again(state: State, entry_point: str, options: dict[str, Any]) -> Config:
     active = state.config
+    key = (repr(sorted(options.items())), tuple(sorted(kv for kv in os.environ.items() if kv[0].startswith("OTEL_"))))
+    if key in state.seen:
+        return active  # the same call as before: already checked (and reported if different)
     candidate = resolve(options)  # invalid options still fail loudly
+    state.seen.add(key)
     if candidate != active and candidate not in state.warned:
         state.warned.add(candidate)
         filename, line = _caller()
