@@ -22,7 +22,6 @@ line") and the trace ids to both.
 
 from __future__ import annotations
 
-import logging
 import os
 
 import otel_showmax
@@ -134,6 +133,5 @@ if __name__ == "__main__":  # a quick local run without a server: python catalog
     from wsgiref.simple_server import make_server
 
     port = int(os.environ.get("PORT", "8000"))
-    logging.basicConfig(level=logging.INFO)
     print(f"catalogue on http://127.0.0.1:{port}/titles")
     make_server("127.0.0.1", port, app).serve_forever()
