@@ -65,7 +65,7 @@ class BridgeHandler(logging.Handler):
         super().__init__(level)
         self._put = put
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: emit only appends to a thread-safe deque.
         if self.filters and not self.filter(record):
             return False

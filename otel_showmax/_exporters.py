@@ -138,7 +138,7 @@ def quiet_upstream_loggers() -> None:
 class _RateLimited(logging.Handler):
     """Passes each message template to _diag at most once per diagnostics interval."""
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         if record.levelno < self.level:
             return False
         try:

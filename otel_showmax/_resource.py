@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
@@ -16,7 +17,7 @@ INSTANCE_ID = "service.instance.id"
 
 def build(config: Config) -> Resource:
     """The resource for this process: configured attributes win over detected ones."""
-    attributes: dict[str, object] = {
+    attributes: dict[str, Any] = {
         "host.name": socket.gethostname(),
         "telemetry.distro.name": "otel_showmax",
         "telemetry.distro.version": __version__,
@@ -29,7 +30,7 @@ def build(config: Config) -> Resource:
 
 def for_child(config: Config) -> Resource:
     """What changes in a forked child: its pid, and its instance id unless the user set one."""
-    attributes: dict[str, object] = {"process.pid": os.getpid()}
+    attributes: dict[str, Any] = {"process.pid": os.getpid()}
     if INSTANCE_ID not in dict(config.resource_attributes):
         attributes[INSTANCE_ID] = str(uuid.uuid4())
     return Resource(attributes)

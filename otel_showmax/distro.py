@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
 from ._errors import ConfigError
 

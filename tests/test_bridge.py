@@ -71,7 +71,7 @@ def test_same_output_as_upstream_logging_handler(logger):
     mine = encoded(ours)
     assert len(mine) == len(theirs) == 6
     # Trace ids differ between the two runs (a new span each time); compare the rest exactly.
-    for (res_a, scope_a, a), (res_b, scope_b, b) in zip(mine, theirs):
+    for (res_a, scope_a, a), (res_b, scope_b, b) in zip(mine, theirs, strict=True):
         from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
         ra, rb = LogRecord.FromString(a), LogRecord.FromString(b)

@@ -80,7 +80,7 @@ def test_invalid_environment_names_variable_and_accepted_values(env, value, acce
 
 
 def test_invalid_keyword_names_the_keyword():
-    with pytest.raises(ConfigError, match="keyword argument protocol.*http/protobuf, grpc"):
+    with pytest.raises(ConfigError, match=r"keyword argument protocol.*http/protobuf, grpc"):
         resolve({"protocol": "smoke-signals"}, {})
     with pytest.raises(ConfigError, match="keyword argument no_such_option"):
         resolve({"no_such_option": 1}, {})
