@@ -119,8 +119,8 @@ def _build(state: State) -> None:
         _adopt_logging(handler)
     _bridge.on_reconfigure(_reenable_our_loggers)
     _keep_request_log(config)
-    if state.reader is not None:
-        state.reader.ensure_started()
+    if state.reader is not None and not _uwsgi_master():
+        state.reader.ensure_started()  # in a uWSGI master: in each worker, after fork
     _instrument(config, tracer_provider)
 
 
@@ -195,11 +195,22 @@ def _instrument(config: Config, tracer_provider: Any) -> None:
             request_log_level=config.request_log_level,
         )
     if "uwsgi" in sys.modules:
-        try:
-            from . import uwsgi as uwsgi_support
-        except ImportError:  # TODO(lead): remove once uwsgi.py has landed
-            return
+        from . import uwsgi as uwsgi_support
+
         uwsgi_support.install()
+
+
+def _uwsgi_master() -> bool:
+    """Whether this is a uWSGI master that may still fork workers.
+
+    uWSGI forks from C with the GIL released: a Python thread of the master that holds the GIL at
+    that instant leaves the new worker waiting for it forever. No export thread runs there.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    try:
+        return uwsgi is not None and uwsgi.worker_id() == 0
+    except Exception:
+        return False
 
 
 def _keep_request_log(config: Config) -> None:
