@@ -80,8 +80,8 @@ def install() -> bool:
 #
 # TODO(core): this sets BatchWorker internals and finds the workers through the global providers
 # (setup() calls install() before publishing its state); a BatchWorker.hold()/release() pair and
-# install(state) would make it a contract (proposed to the lead). The metrics reader's thread is started by setup()
-# itself, before this runs: with metrics on, the master keeps one mostly idle thread.
+# install(state) would make it a contract (proposed to the lead). setup() itself starts no
+# metrics reader thread in a uWSGI master (each worker starts its own after fork).
 
 _held: list[Any] = []
 
@@ -233,7 +233,7 @@ def check(opt: Mapping[str, Any], *, has_threads: int = 1, loop: str = "", worke
             "otel_showmax was configured in the uWSGI master (no lazy-apps, no py-call-uwsgi-fork-hooks): uWSGI "
             "forks workers in C with the GIL released, and a worker forked while any Python thread of the master "
             "holds the GIL hangs before serving; otel_showmax starts no span/log export thread in the master "
-            "(each worker starts its own), but other threads there (the metrics reader, your libraries') can — "
+            "(each worker starts its own), but your libraries' threads there can — "
             "set lazy-apps = true, or py-call-uwsgi-fork-hooks = true (not with gevent-early-monkey-patch)"
         )
     return messages

@@ -39,7 +39,8 @@ N = 120
 )
 def test_gevent_workers_export_each_request_once(lazy_apps, stop, tmp_path):
     with ReceiverProcess() as receiver:
-        env = telemetry_env(receiver.endpoint)
+        # Metrics on too: no reader thread may run in a master that forks (see otel_showmax.uwsgi).
+        env = telemetry_env(receiver.endpoint, OTEL_METRICS_EXPORTER="otlp")
         with start_uwsgi(env, tmp_path / "uwsgi.log", lazy_apps=lazy_apps, die_on_term=stop == "SIGTERM") as server:
             sent = drive(server.base_url, N)
             workers = server.worker_pids()
