@@ -13,20 +13,24 @@ from __future__ import annotations
 import logging
 import logging.config
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from time import time_ns
 from typing import Any
 
 from opentelemetry._logs import LogRecord
+from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import get_current
 from opentelemetry.instrumentation.log_utils import std_to_otel
-from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv._incubating.attributes import event_attributes
 from opentelemetry.semconv.attributes import exception_attributes, otel_attributes
+from opentelemetry.trace import get_current_span
 
 from . import _diag
 from ._compat import SUPPRESS_KEY
+from ._encode import Encoded, EncodedLogs, encode_prepared_logs, log_fields
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -39,6 +43,9 @@ RESERVED = frozenset(
 # Loggers never exported: OTel's own and our diagnostics (no feedback loop through the collector).
 NEVER_EXPORTED = ("opentelemetry", "otel_showmax.diagnostics")
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+# Attribute values BoundedAttributes keeps as they are (a str only when within the length limit).
+_PLAIN = frozenset((int, float, bool, bytes, type(None)))
+_attributes_logger = logging.getLogger("opentelemetry.attributes")  # BoundedAttributes' warnings
 
 
 class _Pending:
@@ -118,18 +125,35 @@ def _unformattable(record: logging.LogRecord) -> str:
 
 
 class Converter:
-    """Turns queued items into SDK log records on the worker thread."""
+    """Turns queued items into what the log exporter takes, on the worker thread.
 
-    def __init__(self, resource: Callable[[], Any], limits: LogRecordLimits, injected: frozenset[str]) -> None:
+    With ``direct`` (the exporter is the lean OTLP/HTTP one), a batch is serialized straight from
+    the queued stdlib records (``encode``): the same bytes as building SDK records (``convert``)
+    and encoding them with ``encode_logs``, at a fraction of the CPU. tests/test_encode_pending.py
+    proves it; ``convert_batch`` stays the reference and the fallback.
+    """
+
+    def __init__(
+        self, resource: Callable[[], Any], limits: LogRecordLimits, injected: frozenset[str], direct: bool = False
+    ) -> None:
         self._resource = resource
         self._limits = limits
         self._skip = RESERVED | injected
         self._scopes: dict[str, InstrumentationScope] = {}
+        self.direct = direct
 
     def set_injected(self, injected: frozenset[str]) -> None:
         self._skip = RESERVED | injected
 
     def __call__(self, batch: list[Any]) -> Sequence[Any]:
+        if self.direct:
+            try:
+                return self.encode(batch)
+            except Exception:  # anything unusual: the reference path (which reports what failed)
+                pass
+        return self.convert_batch(batch)
+
+    def convert_batch(self, batch: list[Any]) -> list[Any]:
         resource = self._resource()
         out = []
         for item in batch:
@@ -141,6 +165,91 @@ class Converter:
                     continue
             out.append(item)
         return out
+
+    def encode(self, batch: list[Any]) -> EncodedLogs:
+        """The batch serialized as an ExportLogsServiceRequest without building SDK records.
+
+        Raises on anything it does not reproduce exactly (the caller falls back to ``convert_batch``).
+        SDK records in the batch (from the OTel Logs API) are encoded in place, in the same groups.
+        """
+        resource = self._resource()
+        scopes = self._scopes
+        items: list[Any] = []
+        for item in batch:
+            if type(item) is not _Pending:
+                items.append(item)
+                continue
+            record = item.record
+            attributes, event_name = self.attributes(record)
+            dropped = 0
+            if attributes:
+                attributes, dropped = self._bounded(attributes)
+            scope = scopes.get(record.name)
+            if scope is None:
+                scope = scopes[record.name] = InstrumentationScope(record.name)
+            context = item.context or get_current()  # as the API LogRecord does
+            span_context = get_current_span(context).get_span_context()
+            body = item.body
+            encoded = log_fields(
+                int(record.created * 1e9),
+                std_to_otel(record.levelno),
+                _SEVERITY_TEXT.get(record.levelname, record.levelname),
+                _text(body) if type(body) is str else body,
+                attributes,
+                dropped,
+                span_context.trace_flags,
+                span_context.trace_id,
+                span_context.span_id,
+                item.observed,
+                event_name,
+            )
+            items.append(Encoded(resource, scope, encoded))
+        return EncodedLogs(encode_prepared_logs(items), len(items), lambda: self.convert_batch(batch))
+
+    def _bounded(self, attributes: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """``attributes`` and the dropped count as ReadWriteLogRecord's BoundedAttributes leaves them."""
+        limits = self._limits
+        maxlen = limits.max_log_record_attributes
+        if maxlen == 0:
+            dropped = len(attributes)
+            attributes = {}
+        else:
+            max_len = limits.max_log_record_attribute_length
+            if not self._plain(attributes, max_len):  # as BoundedAttributes._set_items cleans them
+                cleaned = _clean_attribute_value(attributes, max_len)
+                dropped = len(attributes) - len(cleaned)  # empty keys
+                attributes = cleaned
+            else:
+                dropped = 0
+            if maxlen is not None and len(attributes) > maxlen:
+                excess = len(attributes) - maxlen
+                for _ in range(excess):
+                    _attributes_logger.warning(
+                        "Attributes dict is full. Dropping the oldest key-value pair from attributes to make "
+                        "space for the new key-value pair.",
+                    )
+                attributes = dict(list(attributes.items())[excess:])
+                dropped += excess
+        if dropped > 0:
+            warnings.warn(
+                "Log record attributes were dropped due to limits", LogRecordDroppedAttributesWarning, stacklevel=2
+            )
+        return attributes, dropped
+
+    @staticmethod
+    def _plain(attributes: dict[str, Any], max_len: int | None) -> bool:
+        """Whether BoundedAttributes would keep every key and value as they are."""
+        plain = _PLAIN
+        for key, value in attributes.items():
+            if not key or type(key) is not str:
+                return False
+            t = type(value)
+            if t is str:
+                if max_len is not None and len(value) > max_len:
+                    return False
+            elif t not in plain:
+                return False
+        return True
 
     def convert(self, pending: _Pending, resource: Any) -> ReadWriteLogRecord:
         record = pending.record

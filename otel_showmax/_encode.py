@@ -28,7 +28,7 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["encode_logs", "encode_spans", "fallbacks"]
+__all__ = ["EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_spans", "fallbacks"]
 
 #: How many batches each signal handed to upstream's encoder (see the module docstring).
 fallbacks = {"spans": 0, "logs": 0}
@@ -500,19 +500,28 @@ _SEVERITY_TEXT_FIELD: dict[str, bytes] = {}
 def _log(readable: Any) -> bytes:
     """The body of a LogRecord message, as upstream's _encode_log."""
     record = readable.log_record
-    timestamp = record.timestamp
+    return log_fields(
+        record.timestamp, record.severity_number, record.severity_text, record.body, record.attributes,
+        readable.dropped_attributes, record.trace_flags, record.trace_id, record.span_id,
+        record.observed_timestamp, record.event_name,
+    )
+
+
+def log_fields(
+    timestamp: Any, severity_number: Any, text: Any, body: Any, attributes: Any, dropped: Any,
+    trace_flags: Any, trace_id: int, span_id: int, observed: Any, event_name: Any,
+) -> bytes:
+    """The body of a LogRecord message from its field values (``_log`` and the bridge's direct path)."""
     parts = [_FIXED64(0x09, timestamp) if timestamp else b""]
-    severity = getattr(record.severity_number, "value", None)
+    severity = getattr(severity_number, "value", None)
     if severity:
         parts.append(b"\x10" + _int32(severity))
-    text = record.severity_text
     field = _SEVERITY_TEXT_FIELD.get(text) if type(text) is str else None
     if field is None:
         field = _string(b"\x1a", text)
         if type(text) is str and len(_SEVERITY_TEXT_FIELD) < _MAX_KEYS:
             _SEVERITY_TEXT_FIELD[text] = field
     parts.append(field)
-    body = record.body
     if type(body) is str:
         b = body.encode()
         n = len(b)
@@ -521,17 +530,13 @@ def _log(readable: Any) -> bytes:
         body = _any_value(body)
     n = len(body)
     parts.append(b"\x2a" + (_VARINT[n] if n < 4096 else _uvarint(n)) + body)
-    attributes = record.attributes
     if attributes:
         parts.append(_attributes(b"\x32", attributes))
-    dropped = readable.dropped_attributes
     if dropped:
         parts.append(b"\x38" + _uint32(dropped))
-    flags = int(record.trace_flags)
+    flags = int(trace_flags)
     if flags:
         parts.append(_FIXED32(0x45, flags))
-    trace_id = record.trace_id
-    span_id = record.span_id
     if trace_id != 0 and span_id != 0:
         parts.append(_LOG_IDS(0x4A, 0x10, trace_id >> 64, trace_id & _M64, 0x52, 0x08, span_id))
     else:
@@ -539,13 +544,62 @@ def _log(readable: Any) -> bytes:
             parts.append(b"\x4a\x10" + trace_id.to_bytes(16, "big"))
         if span_id != 0:
             parts.append(b"\x52\x08" + span_id.to_bytes(8, "big"))
-    observed = record.observed_timestamp
     if observed:
         parts.append(_FIXED64(0x59, observed))
-    event_name = record.event_name
     if event_name is not None:
         parts.append(_string(b"\x62", event_name))
     return b"".join(parts)
+
+
+class Encoded:
+    """A log record already encoded (its LogRecord message body), with its resource and scope."""
+
+    __slots__ = ("encoded", "instrumentation_scope", "resource")
+
+    def __init__(self, resource: Any, instrumentation_scope: Any, encoded: bytes) -> None:
+        self.resource = resource
+        self.instrumentation_scope = instrumentation_scope
+        self.encoded = encoded
+
+
+def _log_or_encoded(item: Any) -> bytes:
+    return item.encoded if type(item) is Encoded else _log(item)
+
+
+def encode_prepared_logs(items: Sequence[Any]) -> bytes:
+    """An ExportLogsServiceRequest from ``Encoded`` items and SDK log records, grouped as encode_logs does.
+
+    Raises on anything the lean encoder does not reproduce exactly; the caller falls back.
+    """
+    return _encode_request(items, _log_or_encoded)
+
+
+class EncodedLogs(Sequence[Any]):
+    """A log batch already serialized; ``encode_logs`` returns ``data`` for it without encoding.
+
+    It is still a sequence of SDK log records (built by ``records()`` on first use) for an exporter
+    that is not the lean one.
+    """
+
+    def __init__(self, data: bytes, count: int, records: Callable[[], Sequence[Any]]) -> None:
+        self.data = data
+        self._count = count
+        self._make_records = records
+        self._records: Sequence[Any] | None = None
+
+    def _materialized(self) -> Sequence[Any]:
+        if self._records is None:
+            self._records = self._make_records()
+        return self._records
+
+    def __len__(self) -> int:
+        return self._count if self._records is None else len(self._records)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._materialized()[index]
+
+    def __iter__(self) -> Any:
+        return iter(self._materialized())
 
 
 def _upstream_logs(records: Sequence[Any]) -> bytes:
@@ -563,6 +617,8 @@ def encode_logs(records: Sequence[Any]) -> bytes:
     Returns:
         The same bytes as upstream's ``encode_logs(records).SerializePartialToString()``.
     """
+    if type(records) is EncodedLogs:
+        return records.data  # serialized by the bridge's direct path (same bytes)
     if type(records) is not list and type(records) is not tuple:
         records = list(records)
     try:
