@@ -14,7 +14,7 @@ with every worker class (sync, gthread, gevent):
   already; the hook makes it explicit and independent of how the worker was forked.
 * ``worker_exit`` runs in the worker after it stopped serving (graceful stop, ``max_requests``
   recycling, reload): it flushes what the worker queued, within the shutdown budget
-  (``OTEL_SHOWMAX_SHUTDOWN_TIMEOUT``, 5 s by default — keep it below gunicorn's
+  (``OTEL_SHOWMAX_SHUTDOWN_TIMEOUT``, 4 s by default — keep it below gunicorn's
   ``graceful_timeout``, 30 s by default).
 * ``worker_abort`` runs when the master aborts a worker that missed its ``timeout``: it gives the
   flush at most one second.

@@ -21,6 +21,6 @@ accesslog = None
 errorlog = "-"
 loglevel = "info"
 
-# The telemetry flush at worker exit is bounded by OTEL_SHOWMAX_SHUTDOWN_TIMEOUT (5 s by default);
+# The telemetry flush at worker exit is bounded by OTEL_SHOWMAX_SHUTDOWN_TIMEOUT (4 s by default);
 # keep gunicorn's graceful timeout (30 s by default) above it.
 graceful_timeout = 30
