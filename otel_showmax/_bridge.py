@@ -30,7 +30,7 @@ from opentelemetry.trace import get_current_span
 
 from . import _diag
 from ._compat import SUPPRESS_KEY
-from ._encode import Encoded, EncodedLogs, encode_prepared_logs, log_fields
+from ._encode import EncodedLogs, encoded_log, encode_prepared_logs, log_message, severity_fields, trace_fields
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -43,8 +43,10 @@ RESERVED = frozenset(
 # Loggers never exported: OTel's own and our diagnostics (no feedback loop through the collector).
 NEVER_EXPORTED = ("opentelemetry", "otel_showmax.diagnostics")
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-# Attribute values BoundedAttributes keeps as they are (a str only when within the length limit).
+# Attribute value types BoundedAttributes keeps as they are (a str only within the length limit).
 _PLAIN = frozenset((int, float, bool, bytes, type(None)))
+_PLAIN_OR_STR = _PLAIN | {str}
+_STR = frozenset((str,))
 _attributes_logger = logging.getLogger("opentelemetry.attributes")  # BoundedAttributes' warnings
 
 
@@ -174,6 +176,9 @@ class Converter:
         """
         resource = self._resource()
         scopes = self._scopes
+        severities: dict[tuple[Any, Any], bytes] = {}  # (levelno, levelname) -> encoded fields
+        last_context: Any = None  # records of one request share their context
+        trace = b""
         items: list[Any] = []
         for item in batch:
             if type(item) is not _Pending:
@@ -184,26 +189,33 @@ class Converter:
             dropped = 0
             if attributes:
                 attributes, dropped = self._bounded(attributes)
-            scope = scopes.get(record.name)
+            name = record.name
+            scope = scopes.get(name)
             if scope is None:
-                scope = scopes[record.name] = InstrumentationScope(record.name)
-            context = item.context or get_current()  # as the API LogRecord does
-            span_context = get_current_span(context).get_span_context()
+                scope = scopes[name] = InstrumentationScope(name)
+            level = (record.levelno, record.levelname)
+            severity = severities.get(level)
+            if severity is None:
+                severity = severities[level] = severity_fields(
+                    std_to_otel(record.levelno), _SEVERITY_TEXT.get(record.levelname, record.levelname)
+                )
+            context = item.context
+            if context is not last_context or last_context is None:
+                last_context = context
+                span_context = get_current_span(context or get_current()).get_span_context()  # as LogRecord
+                trace = trace_fields(span_context.trace_flags, span_context.trace_id, span_context.span_id)
             body = item.body
-            encoded = log_fields(
+            encoded = log_message(
                 int(record.created * 1e9),
-                std_to_otel(record.levelno),
-                _SEVERITY_TEXT.get(record.levelname, record.levelname),
+                severity,
                 _text(body) if type(body) is str else body,
                 attributes,
                 dropped,
-                span_context.trace_flags,
-                span_context.trace_id,
-                span_context.span_id,
+                trace,
                 item.observed,
                 event_name,
             )
-            items.append(Encoded(resource, scope, encoded))
+            items.append(encoded_log(resource, scope, encoded))
         return EncodedLogs(encode_prepared_logs(items), len(items), lambda: self.convert_batch(batch))
 
     def _bounded(self, attributes: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -239,15 +251,16 @@ class Converter:
     @staticmethod
     def _plain(attributes: dict[str, Any], max_len: int | None) -> bool:
         """Whether BoundedAttributes would keep every key and value as they are."""
-        plain = _PLAIN
-        for key, value in attributes.items():
-            if not key or type(key) is not str:
-                return False
+        if "" in attributes or not _STR.issuperset(map(type, attributes)):
+            return False
+        if max_len is None:
+            return _PLAIN_OR_STR.issuperset(map(type, attributes.values()))
+        for value in attributes.values():
             t = type(value)
             if t is str:
-                if max_len is not None and len(value) > max_len:
+                if len(value) > max_len:
                     return False
-            elif t not in plain:
+            elif t not in _PLAIN:
                 return False
         return True
 

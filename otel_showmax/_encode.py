@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -511,17 +512,44 @@ def log_fields(
     timestamp: Any, severity_number: Any, text: Any, body: Any, attributes: Any, dropped: Any,
     trace_flags: Any, trace_id: int, span_id: int, observed: Any, event_name: Any,
 ) -> bytes:
-    """The body of a LogRecord message from its field values (``_log`` and the bridge's direct path)."""
-    parts = [_FIXED64(0x09, timestamp) if timestamp else b""]
+    """The body of a LogRecord message from its field values."""
+    return log_message(
+        timestamp, severity_fields(severity_number, text), body, attributes, dropped,
+        trace_fields(trace_flags, trace_id, span_id), observed, event_name,
+    )
+
+
+def severity_fields(severity_number: Any, text: Any) -> bytes:
+    """LogRecord fields 2 and 3 (severity_number, severity_text)."""
     severity = getattr(severity_number, "value", None)
-    if severity:
-        parts.append(b"\x10" + _int32(severity))
+    number = b"\x10" + _int32(severity) if severity else b""
     field = _SEVERITY_TEXT_FIELD.get(text) if type(text) is str else None
     if field is None:
         field = _string(b"\x1a", text)
         if type(text) is str and len(_SEVERITY_TEXT_FIELD) < _MAX_KEYS:
             _SEVERITY_TEXT_FIELD[text] = field
-    parts.append(field)
+    return number + field
+
+
+def trace_fields(trace_flags: Any, trace_id: int, span_id: int) -> bytes:
+    """LogRecord fields 8, 9 and 10 (flags, trace_id, span_id)."""
+    flags = int(trace_flags)
+    out = _FIXED32(0x45, flags) if flags else b""
+    if trace_id != 0 and span_id != 0:
+        return out + _LOG_IDS(0x4A, 0x10, trace_id >> 64, trace_id & _M64, 0x52, 0x08, span_id)
+    if trace_id != 0:
+        out += b"\x4a\x10" + trace_id.to_bytes(16, "big")
+    if span_id != 0:
+        out += b"\x52\x08" + span_id.to_bytes(8, "big")
+    return out
+
+
+def log_message(
+    timestamp: Any, severity: bytes, body: Any, attributes: Any, dropped: Any, trace: bytes, observed: Any,
+    event_name: Any,
+) -> bytes:
+    """The body of a LogRecord message, with the severity and trace fields already encoded."""
+    parts = [_FIXED64(0x09, timestamp) if timestamp else b"", severity]
     if type(body) is str:
         b = body.encode()
         n = len(b)
@@ -534,16 +562,7 @@ def log_fields(
         parts.append(_attributes(b"\x32", attributes))
     if dropped:
         parts.append(b"\x38" + _uint32(dropped))
-    flags = int(trace_flags)
-    if flags:
-        parts.append(_FIXED32(0x45, flags))
-    if trace_id != 0 and span_id != 0:
-        parts.append(_LOG_IDS(0x4A, 0x10, trace_id >> 64, trace_id & _M64, 0x52, 0x08, span_id))
-    else:
-        if trace_id != 0:
-            parts.append(b"\x4a\x10" + trace_id.to_bytes(16, "big"))
-        if span_id != 0:
-            parts.append(b"\x52\x08" + span_id.to_bytes(8, "big"))
+    parts.append(trace)
     if observed:
         parts.append(_FIXED64(0x59, observed))
     if event_name is not None:
@@ -551,15 +570,21 @@ def log_fields(
     return b"".join(parts)
 
 
-class Encoded:
-    """A log record already encoded (its LogRecord message body), with its resource and scope."""
+class Encoded(tuple):
+    """A log record already encoded (its LogRecord message body), with its resource and scope.
 
-    __slots__ = ("encoded", "instrumentation_scope", "resource")
+    A tuple ``(resource, instrumentation_scope, encoded)``: built with ``encoded_log(...)``, no
+    Python ``__init__`` per record.
+    """
 
-    def __init__(self, resource: Any, instrumentation_scope: Any, encoded: bytes) -> None:
-        self.resource = resource
-        self.instrumentation_scope = instrumentation_scope
-        self.encoded = encoded
+    __slots__ = ()
+    resource = property(itemgetter(0))
+    instrumentation_scope = property(itemgetter(1))
+    encoded = property(itemgetter(2))
+
+
+def encoded_log(resource: Any, instrumentation_scope: Any, encoded: bytes) -> Encoded:
+    return tuple.__new__(Encoded, (resource, instrumentation_scope, encoded))
 
 
 def _log_or_encoded(item: Any) -> bytes:

@@ -47,7 +47,10 @@ def init(
     ec = config.logs
     if ec.kind == "none":
         return provider, None, None, None
-    converter = Converter(lambda: provider.resource, record_limits, injected)
+    # The lean OTLP/HTTP log exporter (see make_exporter) takes batches the bridge serialized itself;
+    # other exporters would get SDK records built from them, so they get those directly.
+    direct = ec.kind != "console" and ec.protocol != "grpc"
+    converter = Converter(lambda: provider.resource, record_limits, injected, direct=direct)
     batch = config.log_batch
     worker = BatchWorker(
         "logs",

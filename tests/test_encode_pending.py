@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 import otel_showmax
-from otel_showmax import _encode
+from otel_showmax import _config, _encode, _logging, _setup
 from otel_showmax._bridge import BridgeHandler, Converter, _Pending
 from otel_showmax._encode import EncodedLogs, encode_logs
 
@@ -421,8 +420,12 @@ def test_pending_items_built_by_hand():
 # --- end to end --------------------------------------------------------------------------------------
 
 
-def test_end_to_end_through_setup_to_a_receiver(receiver):
+def test_end_to_end_through_setup_to_a_receiver(receiver, monkeypatch):
+    direct_batches = []
+    encode = Converter.encode
+    monkeypatch.setattr(Converter, "encode", lambda self, batch: direct_batches.append(len(batch)) or encode(self, batch))
     otel_showmax.setup(endpoint=receiver.endpoint, metrics_exporter="none", blrp_schedule_delay_ms=50)
+    assert _setup._state.converter.direct is True
     log = logging.getLogger("direct.e2e")
     log.setLevel(logging.INFO)
     tracer = trace.get_tracer("direct.e2e")
@@ -438,4 +441,19 @@ def test_end_to_end_through_setup_to_a_receiver(receiver):
     assert [r["body"] for r in got] == [f"record {i}" for i in range(20)] + ["outside"]
     assert [r["trace_id"] for r in got[:20]] == ids
     assert not got[20]["trace_id"].strip("0")
-    assert sys.modules["otel_showmax._bridge"]  # imported by setup()
+    assert sum(direct_batches) >= 21  # went the direct way
+    assert got[0]["attributes"]["bad"] == "\\udcff" and got[0]["attributes"]["i"] == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "direct"),
+    [({}, True), ({"logs_exporter": "console"}, False), ({"otlp_protocol": "grpc"}, False),
+     ({"logs_protocol": "grpc"}, False)],
+)
+def test_only_the_lean_http_exporter_gets_serialized_batches(options, direct):
+    config = _config.resolve(options, environ={})
+    provider, worker, handler, conv = _logging.init(config, RESOURCE, frozenset())
+    try:
+        assert conv is not None and conv.direct is direct
+    finally:
+        worker.shutdown(0.1)
