@@ -30,7 +30,15 @@ from opentelemetry.trace import get_current_span
 
 from . import _diag
 from ._compat import SUPPRESS_KEY
-from ._encode import EncodedLogs, encoded_log, encode_prepared_logs, log_message, severity_fields, trace_fields
+from ._encode import (
+    EncodedLogs,
+    encode_prepared_logs,
+    encode_scoped_logs,
+    encoded_log,
+    log_message,
+    severity_fields,
+    trace_fields,
+)
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -60,6 +68,9 @@ class _Pending:
         self.context = context
         self.body = body
         self.observed = observed
+
+
+_PENDING_ONLY = {_Pending}
 
 
 class BridgeHandler(logging.Handler):
@@ -176,6 +187,12 @@ class Converter:
         """
         resource = self._resource()
         scopes = self._scopes
+        # Only queued stdlib records (the usual batch): grouped here by logger name, which is the
+        # grouping by scope (one InstrumentationScope per name). Otherwise grouped with the SDK
+        # records by the shared encoder, as encode_logs groups them.
+        only_pending = set(map(type, batch)) == _PENDING_ONLY
+        by_name: dict[str, list[bytes]] = {}
+        by_scope: dict[InstrumentationScope, list[bytes]] = {}
         severities: dict[tuple[Any, Any], bytes] = {}  # (levelno, levelname) -> encoded fields
         last_context: Any = None  # records of one request share their context
         trace = b""
@@ -189,10 +206,6 @@ class Converter:
             dropped = 0
             if attributes:
                 attributes, dropped = self._bounded(attributes)
-            name = record.name
-            scope = scopes.get(name)
-            if scope is None:
-                scope = scopes[name] = InstrumentationScope(name)
             level = (record.levelno, record.levelname)
             severity = severities.get(level)
             if severity is None:
@@ -215,8 +228,19 @@ class Converter:
                 item.observed,
                 event_name,
             )
-            items.append(encoded_log(resource, scope, encoded))
-        return EncodedLogs(encode_prepared_logs(items), len(items), lambda: self.convert_batch(batch))
+            name = record.name
+            records = by_name.get(name) if only_pending else None
+            if records is None:
+                scope = scopes.get(name)
+                if scope is None:
+                    scope = scopes[name] = InstrumentationScope(name)
+                if not only_pending:
+                    items.append(encoded_log(resource, scope, encoded))
+                    continue
+                records = by_name[name] = by_scope[scope] = []
+            records.append(encoded)
+        data = encode_scoped_logs(resource, by_scope) if only_pending else encode_prepared_logs(items)
+        return EncodedLogs(data, len(batch), lambda: self.convert_batch(batch))
 
     def _bounded(self, attributes: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """``attributes`` and the dropped count as ReadWriteLogRecord's BoundedAttributes leaves them."""

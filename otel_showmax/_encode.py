@@ -21,7 +21,7 @@ attribute, or failing the batch) is kept too.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_spans", "fallbacks"]
+__all__ = ["EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_scoped_logs", "encode_spans", "fallbacks"]
 
 #: How many batches each signal handed to upstream's encoder (see the module docstring).
 fallbacks = {"spans": 0, "logs": 0}
@@ -324,9 +324,14 @@ def _encode_request(items: Sequence[Any], encode_item: Callable[[Any], bytes]) -
         records.append(b"\x12" + (_VARINT[n] if n < 4096 else _uvarint(n)))
         records.append(encoded)
 
+    return _join_groups(by_resource.values())
+
+
+def _join_groups(groups: Iterable[Sequence[Any]]) -> bytes:
+    """The request from ``[resource, _, {scope: [length-prefixed record parts]}]`` groups."""
     # One join at the end: message lengths are summed, not measured on joined copies.
     out: list[bytes] = []
-    for resource, _, by_scope in by_resource.values():
+    for resource, _, by_scope in groups:
         resource_field = _resource_field(resource)
         resource_schema = _string(b"\x1a", resource.schema_url)
         head_at = len(out)
@@ -589,6 +594,23 @@ def encoded_log(resource: Any, instrumentation_scope: Any, encoded: bytes) -> En
 
 def _log_or_encoded(item: Any) -> bytes:
     return item.encoded if type(item) is Encoded else _log(item)
+
+
+def encode_scoped_logs(resource: Any, by_scope: dict[Any, list[bytes]]) -> bytes:
+    """An ExportLogsServiceRequest for one resource from ``{scope: [LogRecord message bodies]}``.
+
+    The same bytes as ``encode_logs`` for records of that resource in those (unequal) scopes, in
+    that order. Raises on anything the lean encoder does not reproduce exactly.
+    """
+    scoped = {}
+    for scope, bodies in by_scope.items():
+        parts = []
+        for body in bodies:
+            n = len(body)
+            parts.append(b"\x12" + (_VARINT[n] if n < 4096 else _uvarint(n)))
+            parts.append(body)
+        scoped[scope] = parts
+    return _join_groups(((resource, None, scoped),))
 
 
 def encode_prepared_logs(items: Sequence[Any]) -> bytes:
