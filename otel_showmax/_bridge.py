@@ -36,6 +36,7 @@ from ._encode import (
     encode_scoped_logs,
     encoded_log,
     log_message,
+    plain_attributes,
     severity_fields,
     trace_fields,
 )
@@ -55,6 +56,8 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _PLAIN = frozenset((int, float, bool, bytes, type(None)))
 _PLAIN_OR_STR = _PLAIN | {str}
 _STR = frozenset((str,))
+_EVENT_NAME = otel_attributes.OTEL_EVENT_NAME
+_DEPRECATED_EVENT_NAME = event_attributes.EVENT_NAME
 _attributes_logger = logging.getLogger("opentelemetry.attributes")  # BoundedAttributes' warnings
 
 
@@ -193,6 +196,8 @@ class Converter:
         only_pending = set(map(type, batch)) == _PENDING_ONLY
         by_name: dict[str, list[bytes]] = {}
         by_scope: dict[InstrumentationScope, list[bytes]] = {}
+        max_count = self._limits.max_log_record_attributes
+        max_len = self._limits.max_log_record_attribute_length
         severities: dict[tuple[Any, Any], bytes] = {}  # (levelno, levelname) -> encoded fields
         last_context: Any = None  # records of one request share their context
         trace = b""
@@ -202,10 +207,18 @@ class Converter:
                 items.append(item)
                 continue
             record = item.record
-            attributes, event_name = self.attributes(record)
+            # Usually the extra attributes are encoded as they are; anything BoundedAttributes or
+            # the reference's attributes() would change goes the general way.
+            fields = vars(record)
+            attributes: Any = None
+            if not (record.exc_info or _EVENT_NAME in fields or _DEPRECATED_EVENT_NAME in fields or "" in fields):
+                attributes = plain_attributes(b"\x32", fields, self._skip, max_len, max_count)
             dropped = 0
-            if attributes:
-                attributes, dropped = self._bounded(attributes)
+            event_name = None
+            if attributes is None:
+                attributes, event_name = self.attributes(record)
+                if attributes:
+                    attributes, dropped = self._bounded(attributes)
             level = (record.levelno, record.levelname)
             severity = severities.get(level)
             if severity is None:

@@ -29,7 +29,10 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_scoped_logs", "encode_spans", "fallbacks"]
+__all__ = [
+    "EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_scoped_logs", "encode_spans", "fallbacks",
+    "plain_attributes",
+]
 
 #: How many batches each signal handed to upstream's encoder (see the module docstring).
 fallbacks = {"spans": 0, "logs": 0}
@@ -276,6 +279,50 @@ def _attributes(tag: bytes, attributes: Any) -> bytes:
             kv = _key_value(key, value)
         append(kv)
     return tag + tag.join(parts)
+
+
+_PLAIN_TYPES = frozenset((int, float, bool, bytes, type(None)))
+
+
+def plain_attributes(
+    tag: bytes, mapping: Mapping[str, Any], skip: frozenset[str], max_len: int | None, max_count: int | None
+) -> bytes | None:
+    """Repeated KeyValue field ``tag`` for the items of ``mapping`` whose keys are not in ``skip``.
+
+    The same bytes as ``_attributes`` for them, but only when BoundedAttributes would keep every one
+    as it is: at most ``max_count`` items, each value a str of at most ``max_len`` characters that is
+    valid UTF-8, an int, float, bool, bytes or None. Returns None otherwise (or raises).
+    """
+    parts: list[bytes] = []
+    append = parts.append
+    str_pairs = _STR_PAIRS
+    int_pairs = _INT_PAIRS
+    plain = _PLAIN_TYPES
+    try:
+        for key, value in mapping.items():
+            if key in skip:
+                continue
+            t = type(value)
+            if t is str:
+                if max_len is not None and len(value) > max_len:
+                    return None
+                kv = str_pairs.get(key, _UNCACHED).get(value)
+                if kv is None:
+                    kv = _cached_pair(str_pairs, key, value)
+            elif t is int:
+                kv = int_pairs.get(key, _UNCACHED).get(value)
+                if kv is None:
+                    kv = _cached_pair(int_pairs, key, value)
+            elif t in plain:
+                kv = _key_value(key, value)
+            else:
+                return None
+            append(kv)
+    except (_Fallback, UnicodeEncodeError):  # e.g. lone surrogates, escaped by the caller's general way
+        return None
+    if max_count is not None and len(parts) > max_count:
+        return None
+    return tag + tag.join(parts) if parts else b""
 
 
 # --- resource / scope grouping (shared by spans and logs) -----------------------------------------
@@ -563,8 +610,8 @@ def log_message(
         body = _any_value(body)
     n = len(body)
     parts.append(b"\x2a" + (_VARINT[n] if n < 4096 else _uvarint(n)) + body)
-    if attributes:
-        parts.append(_attributes(b"\x32", attributes))
+    if attributes:  # a mapping, or the field from plain_attributes
+        parts.append(attributes if type(attributes) is bytes else _attributes(b"\x32", attributes))
     if dropped:
         parts.append(b"\x38" + _uint32(dropped))
     parts.append(trace)

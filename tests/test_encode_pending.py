@@ -457,3 +457,19 @@ def test_only_the_lean_http_exporter_gets_serialized_batches(options, direct):
         assert conv is not None and conv.direct is direct
     finally:
         worker.shutdown(0.1)
+
+
+def test_plain_extras_skip_the_general_attribute_path(monkeypatch):
+    with capture("gold.fast") as queued:
+        log = logging.getLogger("gold.fast")
+        log.info("plain", extra={"s": "žluť", "i": 1, "f": 0.5, "b": b"x", "n": None, "t": True})
+        log.info("no extras")
+        log.info("a list", extra={"l": [1]})
+        log.info("surrogate", extra={"s": "\udcff"})
+        log.info("event", extra={"event.name": "e"})
+    expected = reference(converter(), queued)
+    general = []
+    attributes = Converter.attributes
+    monkeypatch.setattr(Converter, "attributes", lambda self, record: general.append(record.msg) or attributes(self, record))
+    assert direct(converter(), queued) == expected
+    assert general == ["a list", "surrogate", "event"]
