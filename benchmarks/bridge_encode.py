@@ -2,12 +2,13 @@
 
 Usage: .venv/bin/python benchmarks/bridge_encode.py [--batch 512] [--rounds 30]
 
-The records are what a request logs through the stdlib bridge in the catalogue app: one line
-inside the server span with two ``extra`` attributes, one access-log style line with five, both
-from ``logging`` with %-args. They are queued by the real BridgeHandler (as _Pending items); each
-round turns the whole batch into the ExportLogsServiceRequest bytes both ways, alternating which
-goes first, and checks the bytes are equal. Reported: median and best CPU time (thread time) per
-record in microseconds; the first (cold cache) round is not counted.
+The records are what a request logs through the stdlib bridge in benchmarks/catalogue_app.py:
+the application line (two ``extra`` attributes) and otel_showmax.falcon's request log (seven),
+inside the server span, with the injected correlation fields the bridge skips. They are queued by
+the real BridgeHandler (as _Pending items); each round turns the whole batch into the
+ExportLogsServiceRequest bytes both ways (Converter + encode_logs, then Converter.encode),
+alternating which goes first, after checking the bytes are equal. Reported: median and best CPU
+time (thread time) per record in microseconds; the first (cold cache) round is not counted.
 """
 
 from __future__ import annotations
@@ -30,20 +31,27 @@ def queued_records(n: int) -> list:
 
     tracer = TracerProvider(resource=Resource.create({"service.name": "catalogue"})).get_tracer("bench")
     queued: list = []
-    app = logging.getLogger("catalogue.titles")
-    access = logging.getLogger("catalogue.access")
+    app = logging.getLogger("catalogue.api")
+    access = logging.getLogger("otel_showmax.request")
     handler = BridgeHandler(queued.append)
     for lg in (app, access):
         lg.handlers[:] = [handler]
         lg.propagate = False
         lg.setLevel(logging.INFO)
     for i in range(n // 2):
-        with tracer.start_as_current_span("GET /titles/{id}"):
-            app.info("title %s served from %s", i, "cache", extra={"title_id": i, "cache": "hit"})
-            access.info(
-                '%s - "%s %s" %d', "10.0.0.1", "GET", f"/titles/{i}", 200,
-                extra={"http.method": "GET", "http.status": 200, "duration_ms": 1.25, "user": "anon",
-                       "path": f"/titles/{i}"},
+        with tracer.start_as_current_span("GET /titles") as span:
+            ctx = span.get_span_context()
+            correlation = {  # what otel_showmax's record factory injects (skipped by the bridge)
+                "otelTraceID": format(ctx.trace_id, "032x"), "otelSpanID": format(ctx.span_id, "016x"),
+                "otelTraceSampled": True, "otelServiceName": "catalogue",
+            }
+            app.info("listed %d of %d titles", 20, 120 + i,
+                     extra={**correlation, "catalogue.genre": "drama", "catalogue.offset": i % 5 * 20})
+            access.info(  # shaped like otel_showmax.falcon's request log
+                "%s %s %d %.1fms", "GET", "/titles", 200, 1.25 + i % 7,
+                extra={**correlation, "http.request.method": "GET", "http.route": "/titles",
+                       "url.path": "/titles", "http.response.status_code": 200, "duration_ms": 1.25 + i % 7,
+                       "client.address": f"10.0.{i % 3}.{i % 250}", "user_agent.original": "wrk/4.2"},
             )
     return queued
 
