@@ -6,6 +6,8 @@ Attribute conversion, exception formatting, building the OTel record and encodin
 export worker thread. The exported record is the same as the one upstream's LoggingHandler
 (opentelemetry-instrumentation-logging) builds, except that correlation fields injected into
 stdlib records are not copied as attributes — the trace context is native in an OTel record.
+For the lean OTLP/HTTP exporter the worker skips the OTel record and writes the same OTLP bytes
+straight from the queued stdlib record (``Converter.encode``; tests/test_encode_pending.py).
 """
 
 from __future__ import annotations
