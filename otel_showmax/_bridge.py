@@ -135,6 +135,18 @@ def _text(value: str) -> str:
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _clean(value: Any) -> Any:
+    """``_text`` applied to strings, also inside lists, tuples and dicts (attribute values)."""
+    kind = type(value)
+    if kind is str:
+        return _text(value)
+    if kind is list or kind is tuple:
+        return kind(_clean(v) for v in value)
+    if kind is dict:
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
 def _unformattable(record: logging.LogRecord) -> str:
     try:
         return f"{record.msg!s} (unformattable arguments: {record.args!r})"
@@ -323,7 +335,7 @@ class Converter:
 
     def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         skip = self._skip
-        attributes = {k: _text(v) if type(v) is str else v for k, v in vars(record).items() if k not in skip}
+        attributes = {k: _clean(v) for k, v in vars(record).items() if k not in skip}
         event_name = attributes.pop(otel_attributes.OTEL_EVENT_NAME, None)
         deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
         if event_name is None:
@@ -333,11 +345,11 @@ class Converter:
             if exctype is not None:
                 attributes[exception_attributes.EXCEPTION_TYPE] = exctype.__name__
             if value is not None and value.args:
-                attributes[exception_attributes.EXCEPTION_MESSAGE] = str(value.args[0])
+                attributes[exception_attributes.EXCEPTION_MESSAGE] = _text(str(value.args[0]))
             if tb is not None:
-                attributes[exception_attributes.EXCEPTION_STACKTRACE] = "".join(
+                attributes[exception_attributes.EXCEPTION_STACKTRACE] = _text("".join(
                     traceback.format_exception(*record.exc_info)
-                )
+                ))
         return attributes, event_name
 
 

@@ -298,10 +298,6 @@ def test_falls_back_to_the_reference_for_what_it_does_not_reproduce():
         log.info("ok")
         log.info("bad key", extra={"k\udcff": 1})  # upstream's encoder fails such a batch too
         log.info("huge int", extra={"n": 2**70})
-        try:
-            raise ValueError("not escaped \udcff")  # exception.message is not _text()-ed: the batch fails
-        except ValueError:
-            log.exception("surrogate in the exception message")
     conv = converter()
     assert conv(queued[:1]).data == reference(conv, queued[:1])
     for item in queued[1:]:
@@ -341,7 +337,7 @@ def test_not_direct_by_default():
 
 # --- randomized --------------------------------------------------------------------------------------
 
-# Lone surrogates only at the top level: _text() escapes those, not strings nested in lists/dicts.
+# Lone surrogates only at the top level here (nested ones are escaped too: see the test below).
 _WORDS = ["a", "user", "id", "path", "žluť", "", "🐎", "long" * 30]
 
 
@@ -473,3 +469,20 @@ def test_plain_extras_skip_the_general_attribute_path(monkeypatch):
     monkeypatch.setattr(Converter, "attributes", lambda self, record: general.append(record.msg) or attributes(self, record))
     assert direct(converter(), queued) == expected
     assert general == ["a list", "surrogate", "event"]
+
+
+def test_lone_surrogates_in_exceptions_and_nested_values_do_not_lose_the_batch():
+    with capture("gold.nested") as queued:
+        log = logging.getLogger("gold.nested")
+        log.info("ok")
+        log.info("nested", extra={"items": ["fine", "bad \udcff"], "map": {"k": ("x\udcff",)}})
+        try:
+            raise ValueError("bad \udcff")
+        except ValueError:
+            log.exception("surrogate in the exception message")
+    conv = converter()
+    data = conv(queued).data
+    assert data == reference(conv, queued)
+    decoded = ExportLogsServiceRequest.FromString(data)
+    bodies = [r.body.string_value for rl in decoded.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert bodies == ["ok", "nested", "surrogate in the exception message"]
