@@ -4,6 +4,19 @@
 # collector tests really ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# System tools the suite uses: wrk (load tests) and openssl (the collector tests' CA). Installed
+# here when missing and we can (root with apt-get), so `make test` works on a fresh machine too.
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "test: please install ${missing[*]} (e.g. apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
 report=.pytest-report.xml
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider --junitxml="$report" "$@" || status=$?
