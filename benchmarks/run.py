@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -52,6 +51,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get
 
 import upstream_env  # noqa: E402
 
+from tests._net import free_port  # noqa: E402
+from tests._wrk import wrk  # noqa: E402  (one wrk runner and parser for tests and benchmarks)
+
 SERVICE = "catalogue-bench"
 APP_LOGGER = "catalogue.api"
 APP_LOG_TEXT = "listed 20 of 120 titles"
@@ -61,12 +63,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,46 +102,6 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.
             proc.wait(timeout=10)
             return float("inf")
     return time.monotonic() - start
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-@dataclass
-class Load:
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-def wrk(url: str, seconds: float, connections: int, threads: int = 1) -> Load:
-    binary = shutil.which("wrk")
-    if binary is None:
-        raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
-    out = subprocess.run(
-        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout
-    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
-    errors = 0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(x) for x in m.groups())
-    return Load(requests, seconds, rps, p50, p99, errors)
 
 
 # ----------------------------------------------------------------------------------- configurations

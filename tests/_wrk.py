@@ -27,14 +27,17 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, seconds: int = 4, connections: int = 16, threads: int = 1) -> Load:
-    """Load ``url`` for ``seconds`` with wrk (required: .ci/run installs it)."""
+def wrk(url: str, seconds: float = 4, connections: int = 16, threads: int = 1) -> Load:
+    """Load ``url`` for ``seconds`` (whole seconds, at least 1) with wrk (scripts/test.sh installs it).
+
+    Shared by the tests and benchmarks/run.py.
+    """
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; .ci/run does it)")
     out = subprocess.run(
-        [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
