@@ -107,6 +107,7 @@ class BatchWorker:
         on_fork: Callable[[], None] | None = None,
     ) -> None:
         self.signal = signal
+        self._full_key = f"queue_full:{signal}"  # built once: the full-queue path runs per dropped item
         self._make_exporter = make_exporter
         self._max_queue = max_queue_size
         self._max_batch = max(1, min(max_batch, max_queue_size))
@@ -145,7 +146,7 @@ class BatchWorker:
         queue = self._queue
         if len(queue) >= self._max_queue:
             self.stats.drop("queue_full")
-            _diag.warn(f"queue_full:{self.signal}", "%s queue full (%d): dropping; see otel_showmax.dropped()",
+            _diag.warn(self._full_key, "%s queue full (%d): dropping; see otel_showmax.dropped()",
                        self.signal, self._max_queue)
             return
         queue.append(item)
