@@ -5,8 +5,10 @@ call per request), so the runner can check that the receiver got one span per re
 ``BENCH_STATS`` names the JSON file the worker writes when it exits.
 """
 
+import gc
 import json
 import os
+import time
 
 # wrapper/setup configurations use otel_showmax's gunicorn hooks, as its README asks users to.
 OTEL_SHOWMAX = os.environ.get("BENCH_OTEL_SHOWMAX") == "1"
@@ -32,6 +34,25 @@ def post_worker_init(worker):
 
     worker.wsgi = counted
     worker.bench_count = count
+    worker.bench_gc = _gc_timer()
+
+
+def _gc_timer():
+    """Seconds the worker spends in the cyclic garbage collector, per generation."""
+    spent = [0.0, 0.0, 0.0]
+    counts = [0, 0, 0]
+    started = [0.0]
+
+    def callback(phase, info):
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            gen = info["generation"]
+            spent[gen] += time.thread_time() - started[0]
+            counts[gen] += 1
+
+    gc.callbacks.append(callback)
+    return {"seconds": spent, "collections": counts}
 
 
 def worker_exit(server, worker):
@@ -48,4 +69,5 @@ def write_stats(path, worker):
     count = getattr(worker, "bench_count", [0])[0]
     cpu = os.times()
     with open(path, "w") as f:
-        json.dump({"served": count, "pid": os.getpid(), "cpu_s": cpu.user + cpu.system}, f)
+        json.dump({"served": count, "pid": os.getpid(), "cpu_s": cpu.user + cpu.system,
+                   "gc": getattr(worker, "bench_gc", None)}, f)

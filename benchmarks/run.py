@@ -167,6 +167,8 @@ class Run:
     served: int | None = None
     cpu_us_per_req: float | None = None
     receiver_cpu_us_per_req: float | None = None
+    gc_us_per_req: float | None = None  # cyclic GC time in the worker, over all requests served
+    gc_collections: list[int] = field(default_factory=list)
     exit_s: float | None = None
     received: dict[str, int] = field(default_factory=dict)
     expected: dict[str, int] = field(default_factory=dict)
@@ -278,7 +280,11 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         if not ok:
             sys.stderr.write(log_path.read_text(errors="replace")[-3000:])
     try:
-        run.served = json.loads(stats_path.read_text())["served"]
+        stats = json.loads(stats_path.read_text())
+        run.served = stats["served"]
+        if stats.get("gc") and run.served:
+            run.gc_us_per_req = sum(stats["gc"]["seconds"]) / run.served * 1e6
+            run.gc_collections = stats["gc"]["collections"]
     except (OSError, ValueError, KeyError):
         run.note += "worker wrote no stats; "
     if receiver is not None and run.served is not None:
