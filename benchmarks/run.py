@@ -169,6 +169,7 @@ class Run:
     receiver_cpu_us_per_req: float | None = None
     gc_us_per_req: float | None = None  # cyclic GC time in the worker, over all requests served
     gc_collections: list[int] = field(default_factory=list)
+    gc_us_by_generation: list[float] = field(default_factory=list)
     exit_s: float | None = None
     received: dict[str, int] = field(default_factory=dict)
     expected: dict[str, int] = field(default_factory=dict)
@@ -285,6 +286,7 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         if stats.get("gc") and run.served:
             run.gc_us_per_req = sum(stats["gc"]["seconds"]) / run.served * 1e6
             run.gc_collections = stats["gc"]["collections"]
+            run.gc_us_by_generation = [round(x / run.served * 1e6, 2) for x in stats["gc"]["seconds"]]
     except (OSError, ValueError, KeyError):
         run.note += "worker wrote no stats; "
     if receiver is not None and run.served is not None:
