@@ -133,6 +133,7 @@ class BatchWorker:
         self._backoff = 0.0
         self._exporter: Any = None
         self._thread_ident: int | None = None
+        self._held = False
 
     # -- producer side (request path) -------------------------------------------------------------
 
@@ -167,6 +168,30 @@ class BatchWorker:
             self._pid = pid
             self._thread_ident = _threads.start_thread(self._run)
 
+    def hold(self) -> bool:
+        """Queue items without starting the export thread in this process until ``release()``.
+
+        For a process that may still fork from C with the GIL released (a uWSGI master): a running
+        Python thread there can leave the forked child waiting for the GIL forever. Forked children
+        start their own thread as usual. Returns False when the thread already runs here.
+        """
+        pid = os.getpid()
+        lock = _START_LOCKS.setdefault(pid, _threads.allocate_lock())
+        with lock:
+            if self._pid != -1 or self._owner != pid:
+                return False
+            self._pid = pid  # put() sees a started worker and only queues
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        """Start the export thread held by ``hold()``; what was queued meanwhile is exported."""
+        pid = os.getpid()
+        if self._held and self._pid == pid and self._owner == pid and self._thread_ident is None:
+            self._held = False
+            self._pid = -1
+            self._start()
+
     @property
     def inflight(self) -> int:
         """Items the thread has taken and is exporting now."""
@@ -180,6 +205,8 @@ class BatchWorker:
 
     def flush(self, timeout: float) -> bool:
         """Export what is queued now; wait at most ``timeout`` seconds. True when all went out."""
+        if self._held:  # no thread may start here yet (see hold())
+            return not self._queue
         if self._pid != os.getpid() or self._closed:
             return self._pid != os.getpid() or not self._queue
         self._flushed.clear()
@@ -191,6 +218,7 @@ class BatchWorker:
         """Stop accepting items and tell the thread to export what is queued, then stop."""
         if self._closed:
             return
+        self.release()  # held in a process that may fork no longer: export what it queued
         self._closed = True
         if self._pid == os.getpid():
             self._final = True

@@ -78,10 +78,9 @@ def install() -> bool:
 # (SIGINT, die-on-term + SIGTERM), so what the master itself queued is not exported; should a
 # uWSGI version call uwsgi.atexit there, _release_held() exports it then.
 #
-# TODO(core): this sets BatchWorker internals and finds the workers through the global providers
-# (setup() calls install() before publishing its state); a BatchWorker.hold()/release() pair and
-# install(state) would make it a contract (proposed to the lead). setup() itself starts no
-# metrics reader thread in a uWSGI master (each worker starts its own after fork).
+# The span and log workers are found through the global providers when setup() has not published
+# its state yet (it calls install() first). setup() itself starts no metrics reader thread in a
+# uWSGI master (each worker starts its own after fork).
 
 _held: list[Any] = []
 
@@ -109,19 +108,14 @@ def _export_workers() -> list[Any]:
 
 
 def _hold_export_threads() -> None:
-    pid = os.getpid()
     for worker in _export_workers():
-        if getattr(worker, "_pid", None) == -1 and getattr(worker, "_owner", None) == pid:  # not started yet
-            worker._pid = pid  # put() queues without starting the thread
+        if worker.hold():  # put() queues without starting the thread
             _held.append(worker)
 
 
 def _release_held() -> None:
-    pid = os.getpid()
     for worker in _held:
-        if worker._pid == pid and worker._owner == pid and worker._thread_ident is None:
-            worker._pid = -1
-            worker._start()  # the master is exiting: no more forks; export what it queued
+        worker.release()  # the master is exiting: no more forks; export what it queued
     _held.clear()
 
 
