@@ -94,3 +94,65 @@ def test_one_try_after_stop_retrying(blackhole):
     start = time.monotonic()
     assert exporter.export([]).name == "FAILURE"
     assert time.monotonic() - start < 1.0  # no retry back-off (it would take ~7 s of the 10 s timeout)
+
+
+def test_sdk_names_behind_trusted_attributes_still_exist():
+    """ShowmaxTracer and set_trusted_attributes read and write these SDK internals directly."""
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor, Tracer, _Span, sampling
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    provider = _compat.ShowmaxTracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_attribute_length=9))
+    tracer = provider.get_tracer("compat")
+    assert type(tracer) is _compat.ShowmaxTracer and Tracer in type(tracer).__mro__
+    assert provider.get_tracer("compat") is tracer  # the SDK's cache still holds it
+    assert type(TracerProvider(shutdown_on_exit=False).get_tracer("compat")) is Tracer
+    assert tracer._span_limits.max_span_attribute_length == 9 and tracer._span_limits.max_span_attributes == 128
+    assert type(tracer.span_processor) is SynchronousMultiSpanProcessor
+    assert tracer.span_processor._span_processors == ()
+    assert tracer.sampler is provider.sampler
+    for cls in (SimpleSpanProcessor, BatchSpanProcessor):  # their on_start still does nothing
+        body = inspect.getsource(cls.on_start).split(":\n", 1)[1].strip()
+        assert body == "pass", (cls, body)
+    for name in ("StaticSampler", "TraceIdRatioBased", "ParentBased", "ParentBasedTraceIdRatio", "_AlwaysOn",
+                 "_AlwaysOff", "_ParentBasedAlwaysOn", "_ParentBasedAlwaysOff"):
+        assert isinstance(getattr(sampling, name), type), name
+    parent_based = sampling.ParentBased(sampling.ALWAYS_ON)
+    for name in _compat._PARENT_DELEGATES:
+        assert isinstance(getattr(parent_based, name), sampling.Sampler), name
+
+    span = tracer.start_span("s")
+    assert type(span) is _Span
+    bounded = span._attributes
+    assert type(bounded) is BoundedAttributes and bounded._dict == {} and bounded.dropped == 0
+    assert (bounded.maxlen, bounded.max_value_len, bounded._immutable) == (128, 9, False)
+    assert type(span._lock) is type(bounded._lock) and span._end_time is None
+    span.end()
+    assert span._end_time is not None and bounded._immutable
+
+
+def test_sdk_still_stores_what_trusted_attributes_hold():
+    """The SDK turns lists into tuples, keeps None and orders keys by first insertion, moving a key set again."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    bounded = BoundedAttributes(128, {"a": ["x"], "b": None, "c": 1, "d": True, "e": "s", "f": 1.5}, immutable=False)
+    assert bounded._dict == {"a": ("x",), "b": None, "c": 1, "d": True, "e": "s", "f": 1.5}
+    bounded._set_items({"c": 2, "g": "t"})
+    assert list(bounded._dict.items())[-2:] == [("c", 2), ("g", "t")]
+
+
+def test_builtin_samplers_ignore_attributes_and_return_them():
+    """What makes it safe to start a span without its trusted attributes and add them after."""
+    from opentelemetry.sdk.trace import sampling
+
+    attributes = {"k": "v"}
+    for sampler in (sampling.ALWAYS_ON, sampling.ALWAYS_OFF, sampling.TraceIdRatioBased(0.5),
+                    sampling.ParentBased(sampling.ALWAYS_ON), sampling.ParentBasedTraceIdRatio(0.5),
+                    sampling.DEFAULT_ON, sampling.DEFAULT_OFF):
+        assert _compat._sampler_ignores_attributes(sampler), sampler
+        for trace_id in (1, 1 << 63, (1 << 64) - 1):
+            with_attrs = sampler.should_sample(None, trace_id, "n", attributes=attributes)
+            without = sampler.should_sample(None, trace_id, "n")
+            assert with_attrs.decision is without.decision
+            assert dict(without.attributes) == {}
+            assert dict(with_attrs.attributes) == (attributes if with_attrs.decision.is_sampled() else {})
