@@ -16,7 +16,9 @@ when the app is created; request attributes are built in one function specialise
 semantic-convention mode; the per-method parts and user-agent classification are cached; the span
 is made current with one context attach instead of two; the response attributes go to the span in
 one ``set_attributes`` call; ``UNSET`` statuses are not set (the SDK ignores them anyway); metric
-attribute sets are built directly instead of filtered from the span attributes.
+attribute sets are built directly instead of filtered from the span attributes; span attributes are
+built as ``_compat.TrustedAttributes`` (already in the form the SDK stores), which a span from a
+``ShowmaxTracerProvider`` takes without the SDK's per-value validation when the result is the same.
 benchmarks/fastfalcon.py measures it: upstream adds ~2.6x bare Falcon's CPU per request, this
 about half that; what remains is mostly the SDK's — the span itself, and one histogram
 measurement per request (about as costly as the span: ``duration_histogram=False`` drops it).
@@ -73,6 +75,8 @@ from opentelemetry.util.http import (
     normalize_user_agent,
     redact_url,
 )
+
+from ._compat import TrustedAttributes, set_trusted_attributes
 
 # -- upstream's private names: the only place they are used; tests/test_fastfalcon.py checks them ----
 from opentelemetry.instrumentation._semconv import (  # isort: skip
@@ -235,10 +239,10 @@ class _Plan:
             self._agents[agent] = kind
             return kind
 
-    def request_attributes(self, env: dict[str, Any], method_items: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    def request_attributes(self, env: dict[str, Any], method_items: tuple[tuple[str, str], ...]) -> TrustedAttributes:
         """``collect_request_attributes`` for this app's mode, in upstream's key order."""
         old, new = self.old, self.new
-        result: dict[str, Any] = dict(method_items)
+        result = TrustedAttributes(method_items)
         if old:
             result["http.server_name"] = env.get("SERVER_NAME")
         scheme = env.get("wsgi.url_scheme")
@@ -358,17 +362,20 @@ class HeaderCapture:
             self._names[cache_key] = decision
         return decision
 
-    def from_environ(self, env: dict[str, Any]) -> dict[str, list[str]]:
-        """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``)."""
-        out: dict[str, list[str]] = {}
+    def from_environ(self, env: dict[str, Any]) -> TrustedAttributes:
+        """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``).
+
+        Values are 1-tuples: what the SDK stores for upstream's 1-element lists.
+        """
+        out = TrustedAttributes()
         for key, value in env.items():
             if key.startswith("HTTP_"):
                 decision = self._decide(key, key[5:].replace("_", "-"))
                 if decision is not None:
-                    out[decision[0]] = [_MASK if decision[1] else value]
+                    out[decision[0]] = (_MASK if decision[1] else value,)
         return out
 
-    def from_items(self, items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    def from_items(self, items: Iterable[tuple[str, str]]) -> TrustedAttributes:
         """Response headers; repeated names are joined with ``,``."""
         values: dict[str, str] = {}
         for key, value in items:
@@ -377,11 +384,11 @@ class HeaderCapture:
                 values[key] += "," + value
             else:
                 values[key] = value
-        out: dict[str, list[str]] = {}
+        out = TrustedAttributes()
         for key, value in values.items():
             decision = self._decide(key, key)
             if decision is not None:
-                out[decision[0]] = [_MASK if decision[1] else value]
+                out[decision[0]] = (_MASK if decision[1] else value,)
         return out
 
 
@@ -477,7 +484,7 @@ class TraceMiddleware:
         span = state.span
         recording = span.is_recording()
         metric: dict[str, Any] = {}
-        attrs: dict[str, Any] = {}
+        attrs = TrustedAttributes()
         if state.resource is not None:
             attrs["falcon.resource"] = state.resource
             state.resource = None
@@ -510,14 +517,14 @@ class TraceMiddleware:
                     span.update_name(method)
                 if plan.capture_response and not plan.capture_response_late:
                     attrs.update(plan.capture_response.from_items(resp.headers.items()))
-            span.set_attributes(attrs)
+            set_trusted_attributes(span, attrs)
             if code < 0 or error:
                 span.set_status(error_status)
         propagator = get_global_response_propagator()
         if propagator:
             propagator.inject(resp, setter=_response_setter)
         if plan.capture_response_late and plan.capture_response and recording and state.server:
-            span.set_attributes(plan.capture_response.from_items(resp.headers.items()))
+            set_trusted_attributes(span, plan.capture_response.from_items(resp.headers.items()))
         hook = plan.response_hook
         if hook:
             hook(span, req, resp)

@@ -21,17 +21,19 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_showmax import _fastfalcon
+from otel_showmax._compat import ShowmaxTracerProvider
 from otel_showmax._fastfalcon import TracedApp
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 MODES = [None, "http", "http/dup"]
+PROVIDERS = [TracerProvider, ShowmaxTracerProvider]  # the SDK's path for span attributes, and the trusted one
 
 
 # -- the app ------------------------------------------------------------------------------------------
@@ -182,9 +184,9 @@ def escape_env() -> dict[str, Any]:
 
 
 class Telemetry:
-    def __init__(self) -> None:
+    def __init__(self, provider: type[TracerProvider] = TracerProvider, **provider_options: Any) -> None:
         self.spans = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
+        self.tracer_provider = provider(**provider_options)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
@@ -229,9 +231,9 @@ def run_upstream(envs: list[dict[str, Any]], **opts: Any) -> tuple[Telemetry, li
     return tel, statuses
 
 
-def run_fast(envs: list[dict[str, Any]], **opts: Any) -> tuple[Telemetry, list[str]]:
+def run_fast(envs: list[dict[str, Any]], tel: Telemetry | None = None, **opts: Any) -> tuple[Telemetry, list[str]]:
     random.seed(7)
-    tel = Telemetry()
+    tel = tel or Telemetry()
     opts.setdefault("active_requests", "upstream")
     app = build(TracedApp(_otel_opts={
         "tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider, **opts,
@@ -302,12 +304,13 @@ def compare_spans(up: Telemetry, fast: Telemetry) -> None:
 # -- the golden comparisons ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("mode", MODES)
-def test_same_spans_and_metrics_as_upstream(mode: str | None, semconv: Any, env_config: None) -> None:
+def test_same_spans_and_metrics_as_upstream(mode: str | None, provider: type, semconv: Any, env_config: None) -> None:
     semconv(mode)
     envs = [*requests(), escape_env()]
     up, up_statuses = run_upstream(envs)
-    fast, fast_statuses = run_fast(envs)
+    fast, fast_statuses = run_fast(envs, Telemetry(provider))
     try:
         assert fast_statuses == up_statuses
         assert "raised error handler failed" in up_statuses
@@ -330,8 +333,9 @@ def test_same_spans_and_metrics_as_upstream(mode: str | None, semconv: Any, env_
         fast.close()
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("mode", MODES)
-def test_same_output_with_hooks_and_traced_request_attributes(mode: str | None, semconv: Any) -> None:
+def test_same_output_with_hooks_and_traced_request_attributes(mode: str | None, provider: type, semconv: Any) -> None:
     semconv(mode)
 
     def request_hook(span: Any, req: Any) -> None:
@@ -344,7 +348,7 @@ def test_same_output_with_hooks_and_traced_request_attributes(mode: str | None, 
             "traced_request_attributes": ["query_string", "content_type", "missing"]}
     envs = requests()
     up, _ = run_upstream(envs, **opts)
-    fast, _ = run_fast(envs, **opts)
+    fast, _ = run_fast(envs, Telemetry(provider), **opts)
     try:
         compare(up, fast)
         assert any("hook.request" in s.attributes and "query_string" in s.attributes
@@ -556,8 +560,9 @@ def test_duration_histogram_can_be_switched_off(semconv: Any) -> None:
         fast.close()
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("mode", MODES)
-def test_otel_showmax_falcon_on_traced_app_matches_it_on_upstream(mode: str | None, semconv: Any,
+def test_otel_showmax_falcon_on_traced_app_matches_it_on_upstream(mode: str | None, provider: type, semconv: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """otel_showmax.falcon (redaction, header allow-lists, request log) with TracedApp as its base.
 
@@ -579,7 +584,7 @@ def test_otel_showmax_falcon_on_traced_app_matches_it_on_upstream(mode: str | No
     monkeypatch.setattr(logger, "propagate", False)
     monkeypatch.setattr(logger, "level", logging.INFO)
     monkeypatch.setattr(logging.Logger.manager, "disable", 0)
-    up, fast = Telemetry(), Telemetry()
+    up, fast = Telemetry(), Telemetry(provider)
     try:
         showmax_falcon.instrument(
             tracer_provider=up.tracer_provider, excluded_urls=("^/health",),
@@ -613,6 +618,223 @@ def test_otel_showmax_falcon_on_traced_app_matches_it_on_upstream(mode: str | No
         logger.removeHandler(handler)
         up.close()
         fast.close()
+
+
+# -- trusted attributes: ShowmaxTracerProvider's fast path gives the SDK's spans exactly -------------------
+
+REQUEST_KEYS = {"http.method", "http.request.method"}
+RESPONSE_KEYS = {"http.status_code", "http.response.status_code", "error.type"}
+
+
+def exact_view(span: Any) -> dict[str, Any]:
+    """All an exporter reads from a span's attributes and events: order, values, types, dropped counts."""
+    def typed(value: Any) -> Any:
+        return (type(value).__name__, tuple(type(v).__name__ for v in value) if isinstance(value, tuple) else None)
+
+    return {
+        **span_view(span),
+        "ordered": [(k, v, typed(v)) for k, v in span.attributes.items()],
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+        "event_attributes": [(e.name, [(k, typed(v)) for k, v in e.attributes.items()]) for e in span.events],
+        "ids": (span.context.trace_id, span.context.span_id, span.context.trace_flags),
+    }
+
+
+def compare_exact(sdk: Telemetry, ours: Telemetry) -> None:
+    a, b = sdk.spans.get_finished_spans(), ours.spans.get_finished_spans()
+    assert [exact_view(s) for s in b] == [exact_view(s) for s in a]
+
+
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The key sets the SDK's attribute validation (``BoundedAttributes._set_items``) ran on."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    calls: list[set[str]] = []
+    original = BoundedAttributes._set_items
+
+    def spy(self: Any, attributes: Any) -> None:
+        calls.append(set(attributes))
+        original(self, attributes)
+
+    monkeypatch.setattr(BoundedAttributes, "_set_items", spy)
+    return calls
+
+
+def validated_keys(calls: list[set[str]]) -> set[str]:
+    return set().union(*calls)
+
+
+def sdk_set_attributes(span: Any, attributes: Any) -> None:
+    span.set_attributes(attributes)
+
+
+def run_sdk(envs: list[dict[str, Any]], tel: Telemetry) -> None:
+    """``run_fast`` with the SDK's own ``set_attributes`` (and a plain TracerProvider): the reference."""
+    assert type(tel.tracer_provider) is TracerProvider
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_fastfalcon, "set_trusted_attributes", sdk_set_attributes)
+        run_fast(envs, tel)
+
+
+def run_both(envs: list[dict[str, Any]], validated: list[set[str]],
+             **provider_options: Any) -> tuple[Telemetry, Telemetry, set[str]]:
+    """Serve ``envs`` the SDK's way and with ShowmaxTracerProvider (same options); returns both and
+    the keys the SDK validated in ours."""
+    sdk, ours = Telemetry(**provider_options), Telemetry(ShowmaxTracerProvider, **provider_options)
+    run_sdk(envs, sdk)
+    validated.clear()
+    run_fast(envs, ours)
+    return sdk, ours, validated_keys(validated)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_trusted_attributes_give_the_sdks_spans_exactly(mode: str | None, semconv: Any, env_config: None,
+                                                        validated: list[set[str]]) -> None:
+    semconv(mode)
+    envs = [*requests(), escape_env()]
+    sdk, ours, keys = run_both(envs, validated)
+    try:
+        compare_exact(sdk, ours)
+        assert not keys & (REQUEST_KEYS | RESPONSE_KEYS), keys  # ours skipped the SDK's validation
+        assert not any(k.startswith("http.request.header.") or k.startswith("http.response.header.") for k in keys)
+        attributes = [s.attributes for s in ours.spans.get_finished_spans()]
+        assert any(a.get("http.request.header.authorization") == ("[REDACTED]",) for a in attributes)
+        assert any(type(a.get("http.response.header.x_resp")) is tuple for a in attributes)
+    finally:
+        sdk.close()
+        ours.close()
+
+
+class ByPath(sampling.Sampler):
+    """A sampler that reads the request attributes: drops /teapot, adds one attribute."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None,
+                      links: Any = None, trace_state: Any = None) -> sampling.SamplingResult:
+        attributes = dict(attributes or {})
+        if "teapot" in str(attributes.get("url.path", attributes.get("http.target", ""))):
+            return sampling.SamplingResult(sampling.Decision.DROP)
+        attributes["sampler.saw"] = len(attributes)
+        return sampling.SamplingResult(sampling.Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "ByPath"
+
+
+@pytest.mark.parametrize("sampler", [ByPath(), sampling.ParentBased(ByPath())], ids=["custom", "parentbased-custom"])
+def test_a_sampler_reading_attributes_gets_them_the_sdks_way(sampler: Any, semconv: Any, env_config: None,
+                                                            validated: list[set[str]]) -> None:
+    semconv("http/dup")
+    sdk, ours, keys = run_both(requests(), validated, sampler=sampler)
+    try:
+        compare_exact(sdk, ours)
+        assert keys >= REQUEST_KEYS  # the request attributes went through the SDK
+        spans = ours.spans.get_finished_spans()
+        assert spans and all(s.attributes["sampler.saw"] > 5 for s in spans if s.parent is None)  # ParentBased's root
+        assert not any("teapot" in s.attributes["url.path"] for s in spans)
+    finally:
+        sdk.close()
+        ours.close()
+
+
+@pytest.mark.parametrize("limits", [
+    {"max_span_attributes": 6}, {"max_span_attributes": 19}, {"max_span_attributes": 0},
+    {"max_span_attribute_length": 5}, {"max_attribute_length": 12},
+], ids=str)
+def test_tight_span_limits_get_the_sdks_drops_and_truncation(limits: dict[str, int], semconv: Any, env_config: None,
+                                                             validated: list[set[str]]) -> None:
+    semconv("http/dup")
+    sdk, ours, keys = run_both(requests(), validated, span_limits=SpanLimits(**limits))
+    try:
+        compare_exact(sdk, ours)
+        assert keys & (REQUEST_KEYS | RESPONSE_KEYS)  # some of them went through the SDK
+        spans = ours.spans.get_finished_spans()
+        length = limits.get("max_span_attribute_length", limits.get("max_attribute_length"))
+        if length is None:
+            assert any(s.dropped_attributes for s in spans)
+        else:
+            assert any(v != "" and len(v) == length for s in spans for v in s.attributes.values() if type(v) is str)
+    finally:
+        sdk.close()
+        ours.close()
+
+
+def test_limits_that_leave_room_keep_the_fast_path(semconv: Any, env_config: None, validated: list[set[str]]) -> None:
+    semconv("http/dup")
+    sdk, ours, keys = run_both(requests(), validated, span_limits=SpanLimits(max_span_attributes=40,
+                                                                             max_attribute_length=200))
+    try:
+        compare_exact(sdk, ours)
+        assert not keys & (REQUEST_KEYS | RESPONSE_KEYS), keys
+    finally:
+        sdk.close()
+        ours.close()
+
+
+class Peek(SpanProcessor):
+    """A user's processor that reads the attributes when the span starts."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.seen.append(dict(span.attributes))
+
+
+class EndOnly(SpanProcessor):
+    """A user's processor with the default (empty) on_start."""
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+
+def test_a_processor_added_later_sees_the_attributes_at_start(semconv: Any, env_config: None,
+                                                              validated: list[set[str]]) -> None:
+    semconv("http/dup")
+    envs = requests()
+    peeks: list[Peek] = []
+    runs = []
+    for provider in PROVIDERS:
+        tel = Telemetry(provider)
+        tel.tracer_provider.add_span_processor(EndOnly())
+        run = run_sdk if provider is TracerProvider else run_fast
+        validated.clear()
+        run(envs[:3], tel)  # processors whose on_start does nothing: ours stays on the fast path
+        first = validated_keys(validated)
+        peek = Peek()
+        tel.tracer_provider.add_span_processor(peek)
+        peeks.append(peek)
+        validated.clear()
+        run(envs[3:], tel)
+        runs.append((tel, first, validated_keys(validated)))
+    (sdk, _, _), (ours, first, later) = runs
+    try:
+        compare_exact(sdk, ours)
+        assert not first & REQUEST_KEYS
+        assert later >= REQUEST_KEYS
+        assert peeks[0].seen == peeks[1].seen
+        assert peeks[1].seen and all(set(seen) >= REQUEST_KEYS for seen in peeks[1].seen)
+    finally:
+        sdk.close()
+        ours.close()
+
+
+def test_set_trusted_attributes_follows_the_sdk_on_ended_spans_and_repeated_keys(caplog: Any) -> None:
+    from otel_showmax._compat import TrustedAttributes, set_trusted_attributes
+
+    spans = []
+    for provider, set_attributes in zip(PROVIDERS, (sdk_set_attributes, set_trusted_attributes), strict=True):
+        tracer = provider(shutdown_on_exit=False).get_tracer("t")
+        span = tracer.start_span("s", attributes=TrustedAttributes({"a": "1", "b": 2, "c": ("x",)}))
+        set_attributes(span, TrustedAttributes({"a": "again", "d": True}))  # "a" moves to the end
+        span.end()
+        caplog.clear()
+        set_attributes(span, TrustedAttributes({"late": 1}))
+        assert [r.getMessage() for r in caplog.records] == ["Setting attribute on ended span."]
+        spans.append(span)
+    assert list(spans[1].attributes.items()) == list(spans[0].attributes.items()) == [
+        ("b", 2), ("c", ("x",)), ("a", "again"), ("d", True)]
+    set_trusted_attributes(trace.INVALID_SPAN, TrustedAttributes({"a": 1}))  # not the SDK's span: its own method
 
 
 # -- deliberate differences, each shown against upstream -------------------------------------------------
