@@ -14,6 +14,8 @@ processor that counts spans, so the run can check one span per traced request) a
   ended with its 4 response attributes — no context, no metrics: the SDK's share of the cost;
 - ``upstream``          opentelemetry-instrumentation-falcon's app class (what FalconInstrumentor installs);
 - ``fast``              otel_showmax._fastfalcon.TracedApp (same spans and metrics: tests/test_fastfalcon.py);
+- ``fast-validated``    the same on the SDK's TracerProvider and ``set_attributes``: every attribute
+  validated by the SDK (the global provider is otel_showmax's, which takes ``TrustedAttributes`` as built);
 - ``fast-sync-active``  the same, with upstream's synchronous active-requests counter (``active_requests="upstream"``);
 - ``fast-no-histogram`` the same, without the duration histogram (``duration_histogram=False``);
 - ``showmax-upstream``  otel_showmax.falcon as committed (upstream's app class + redaction + request log);
@@ -54,8 +56,11 @@ from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
+from otel_showmax._compat import ShowmaxTracerProvider  # noqa: E402
+
 CONFIGS = (
-    "bare", "span-floor", "upstream", "fast", "fast-sync-active", "fast-no-histogram", "showmax-upstream", "showmax-fast",
+    "bare", "span-floor", "upstream", "fast", "fast-validated", "fast-sync-active", "fast-no-histogram",
+    "showmax-upstream", "showmax-fast",
 )
 
 
@@ -69,7 +74,7 @@ class CountingProcessor(SpanProcessor):
 
 def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     counter = CountingProcessor()
-    provider = TracerProvider()
+    provider = ShowmaxTracerProvider()  # what otel_showmax.setup() installs
     provider.add_span_processor(counter)
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
@@ -83,6 +88,9 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     # instrumentor is on, for otel_showmax.falcon, for the whole run).
     apps["upstream"] = UpstreamApp()
     apps["fast"] = _fastfalcon.TracedApp()
+    validated_provider = TracerProvider()
+    validated_provider.add_span_processor(counter)
+    apps["fast-validated"] = _fastfalcon.TracedApp(_otel_opts={"tracer_provider": validated_provider})
     apps["fast-sync-active"] = _fastfalcon.TracedApp(_otel_opts={"active_requests": "upstream"})
     apps["fast-no-histogram"] = _fastfalcon.TracedApp(_otel_opts={"duration_histogram": False})
     apps["showmax-upstream"] = falcon.App()
@@ -95,7 +103,27 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     for app in apps.values():
         app.add_route("/titles", catalogue_app.Titles())
     apps["span-floor"] = span_floor(apps["bare"], provider.get_tracer("floor"))
+    apps["fast-validated"] = sdk_set_attributes(apps["fast-validated"])
     return apps, counter
+
+
+def sdk_set_attributes(app: Any) -> Any:
+    """``app`` with _fastfalcon's response attributes set through the SDK's ``set_attributes``."""
+    from otel_showmax import _fastfalcon
+
+    trusted = _fastfalcon.set_trusted_attributes
+
+    def validated(span: Any, attributes: Any) -> None:
+        span.set_attributes(attributes)
+
+    def call(env: dict[str, Any], start_response: Any) -> Any:
+        _fastfalcon.set_trusted_attributes = validated
+        try:
+            return app(env, start_response)
+        finally:
+            _fastfalcon.set_trusted_attributes = trusted
+
+    return call
 
 
 def span_floor(app: Any, tracer: Any) -> Any:
@@ -187,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         res = results[c]
         print(f"{c:18} {res['wall_us']:12.1f} {res['cpu_us']:11.1f} {res['ratio_to_bare']:7.2f} "
               f"{res['cpu_us'] - bare:13.1f}")
-    up, fast = results["upstream"], results["fast"]
+    up, fast, validated = results["upstream"], results["fast"], results["fast-validated"]
+    print(f"trusted attributes: {validated['cpu_us'] - bare:.1f} -> {fast['cpu_us'] - bare:.1f} CPU µs added per request")
     print(f"fast vs upstream: {up['cpu_us'] - bare:.1f} -> {fast['cpu_us'] - bare:.1f} CPU µs added per request "
           f"({fast['ratio_to_bare'] / up['ratio_to_bare']:.2f}x upstream's throughput ratio)")
     sm_up, sm_fast = results["showmax-upstream"], results["showmax-fast"]
