@@ -87,21 +87,29 @@ _lock = threading.Lock()
 # Trace fields of every preset: never written again as ``extra`` fields.
 _INJECTED_ALL = frozenset(name for names in FIELD_PRESETS.values() for name in names)
 _NOT_EXTRA = _RESERVED | _INJECTED_ALL
-# The last span context seen and its fields: a request logs many lines under one span.
 _EMPTY: tuple[str, str, bool] = ("", "", False)
-_last: tuple[Any, tuple[str, str, bool]] = (None, _EMPTY)
+# Fields per span context (id -> (context, fields)): a request logs several lines under one span, and
+# a gevent worker interleaves many requests. An entry keeps its context alive, so its id is not reused
+# while cached; dict get/set are atomic across threads and greenlets. Cleared when full.
+_by_context: dict[int, tuple[Any, tuple[str, str, bool]]] = {}
+_CACHE_SIZE = 256
 
 
 def _fields_of(span: Any) -> tuple[str, str, bool]:
-    global _last
     ctx = span.get_span_context()
-    last = _last
-    if ctx is last[0]:
-        return last[1]
+    entry = _by_context.get(id(ctx))
+    if entry is not None and entry[0] is ctx:
+        return entry[1]
+    return _new_fields(ctx)
+
+
+def _new_fields(ctx: Any) -> tuple[str, str, bool]:
     if not ctx.is_valid:
         return _EMPTY
     fields = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), bool(ctx.trace_flags & 0x01))
-    _last = (ctx, fields)
+    if len(_by_context) >= _CACHE_SIZE:
+        _by_context.clear()
+    _by_context[id(ctx)] = (ctx, fields)
     return fields
 
 
@@ -127,6 +135,7 @@ def current_fields() -> dict[str, Any]:
 
 def _make_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     state = _state
+    cache_get = _by_context.get
 
     def otel_showmax_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
@@ -135,7 +144,12 @@ def _make_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., l
         names = state.names
         d = record.__dict__
         span = get_current_span()
-        trace_id, span_id, sampled = _EMPTY if span is INVALID_SPAN else _fields_of(span)
+        if span is INVALID_SPAN:
+            trace_id, span_id, sampled = _EMPTY
+        else:  # _fields_of, inlined
+            ctx = span.get_span_context()
+            entry = cache_get(id(ctx))
+            trace_id, span_id, sampled = entry[1] if entry is not None and entry[0] is ctx else _new_fields(ctx)
         d[names.trace_id] = trace_id
         d[names.span_id] = span_id
         d[names.sampled] = sampled
@@ -189,7 +203,6 @@ def _in_chain(factory: Callable[..., logging.LogRecord], names: FieldNames) -> b
 
 def uninstall() -> None:
     """Remove the factory (tests). If another factory was chained on ours, ours becomes a no-op."""
-    global _last
     with _lock:
         if _state.factory is not None and logging.getLogRecordFactory() is _state.factory:
             assert _state.previous is not None
@@ -199,7 +212,7 @@ def uninstall() -> None:
         _state.installed = False
         _state.names = FIELD_PRESETS["plain"]
         _state.service_name = ""
-        _last = (None, _EMPTY)
+        _by_context.clear()
 
 
 def is_installed() -> bool:

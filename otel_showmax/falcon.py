@@ -267,7 +267,8 @@ class RequestLogMiddleware:
         if not logger.isEnabledFor(level):
             return
         duration = round((perf_counter() - start) * 1000, 3)
-        method = sanitize_method(env.get("REQUEST_METHOD", ""))
+        raw_method = env.get("REQUEST_METHOD", "")
+        method = _STANDARD_METHODS.get(raw_method) or sanitize_method(raw_method)
         path = _text(env.get("PATH_INFO", ""))
         extra: dict[str, Any] = {METHOD: method}
         route = req.uri_template
@@ -283,7 +284,62 @@ class RequestLogMiddleware:
         if agent:
             extra[USER_AGENT] = _text(agent)
         exc_info = (type(error), error, error.__traceback__) if error is not None else None
-        logger.log(level, "%s %s %d %.1fms", method, route or path, status, duration, extra=extra, exc_info=exc_info)
+        args = (method, route or path, status, duration)
+        caller = _caller
+        cls = type(logger)
+        if (caller is not None and cls.log is _LOGGER_LOG and cls._log is _LOGGER_LOG_IMPL
+                and cls.findCaller is _LOGGER_FIND_CALLER and logging._srcfile):
+            # What the call below does, minus findCaller's stack walk (the same caller, found once).
+            logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
+                                            caller[2], extra, None))
+        else:  # the reference (a custom Logger class gets exactly this call)
+            logger.log(level, _MESSAGE, *args, extra=extra, exc_info=exc_info)
+
+
+_MESSAGE = "%s %s %d %.1fms"
+# Request methods sanitize_method returns unchanged whatever the environment says (it costs ~1 µs).
+_STANDARD_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+_LOGGER_LOG = logging.Logger.log
+_LOGGER_LOG_IMPL = logging.Logger._log
+_LOGGER_FIND_CALLER = logging.Logger.findCaller
+
+
+class _CallerProbe(logging.Logger):
+    """Records what findCaller reports for the reference call in ``_finish``; makes no record."""
+
+    found: tuple[str, int, str | None] | None = None
+
+    def isEnabledFor(self, level: int) -> bool:
+        return True
+
+    def makeRecord(self, name: str, level: int, fn: str, lno: int, msg: object, args: Any, exc_info: Any,
+                   func: str | None = None, extra: Any = None, sinfo: str | None = None) -> logging.LogRecord:
+        self.found = (fn, lno, func)
+        return logging.LogRecord(name, level, fn, lno, msg, args, exc_info, func, sinfo)
+
+    def handle(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def _find_caller() -> tuple[str, int, str] | None:
+    """(pathname, lineno, funcName) of the request log's records, as findCaller gives them; None: always ask it."""
+    if not logging._srcfile or any(
+        getattr(logging.Logger, name).__module__ != "logging" for name in ("log", "_log", "findCaller")
+    ):
+        return None  # logging patched before us: its own call every time
+    probe = _CallerProbe("otel_showmax.caller_probe")
+    options: Any = types.SimpleNamespace(request_log=True, logger=probe, level=logging.INFO)
+    request: Any = types.SimpleNamespace(uri_template="/")
+    response: Any = types.SimpleNamespace(status_code=200)
+    try:
+        RequestLogMiddleware._finish({}, request, response, perf_counter(), options)
+    except Exception:  # pragma: no cover - defensive
+        return None
+    found = probe.found
+    code = RequestLogMiddleware._finish.__code__
+    if found is None or found[0] != code.co_filename or found[2] != code.co_name:
+        return None
+    return (found[0], found[1], code.co_name)
 
 
 _MIDDLEWARE = RequestLogMiddleware()
@@ -295,6 +351,10 @@ def _text(value: Any) -> str:
     if not text.isascii():
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+_caller: tuple[str, int, str] | None = None
+_caller = _find_caller()
 
 
 # -- the app class in falcon.App while instrumented -----------------------------------------------------

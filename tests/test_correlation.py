@@ -10,6 +10,7 @@ import re
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.trace import use_span
 
 from otel_showmax import correlation
 
@@ -362,3 +363,24 @@ def test_bridge_does_not_export_injected_fields():
     assert exported.log_record.body == "hello x"
     assert not {"trace_id", "span_id", "trace_sampled", "service_name"} & set(exported.log_record.attributes)
     assert exported.log_record.attributes["title.id"] == 7
+
+
+def test_fields_per_span_are_cached_and_bounded():
+    """Interleaved spans (as greenlets interleave requests) each get their own ids, as computed per record."""
+    correlation.install("plain", service_name="svc")
+    tracers = [TRACER, UNSAMPLED]
+    spans = [tracers[i % 2].start_span(f"s{i}") for i in range(600)]  # more than the cache holds
+    for _ in range(2):
+        for span in [*spans, *reversed(spans)]:
+            with use_span(span):
+                rec = record()
+            ctx = span.get_span_context()
+            expected = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), bool(ctx.trace_flags & 0x01))
+            assert (rec.trace_id, rec.span_id, rec.trace_sampled, rec.service_name) == (*expected, "svc")
+            assert correlation.current_fields() == {"trace_id": "", "span_id": "", "trace_sampled": False,
+                                                    "service_name": "svc"}
+            assert len(correlation._by_context) <= correlation._CACHE_SIZE
+    for span in spans:
+        span.end()
+    correlation.uninstall()
+    assert correlation._by_context == {}
