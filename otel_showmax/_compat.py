@@ -1,6 +1,9 @@
-"""The one module that touches private OpenTelemetry names.
+"""Private OpenTelemetry SDK names used by the providers and the span fast path.
 
-tests/test_compat.py fails loudly when an upstream release renames or removes any of them.
+tests/test_compat.py fails loudly when an upstream release renames or removes any of them. The
+other modules with private names, each with its own loud-failure test: _fastfalcon.py
+(instrumentation-falcon's semconv helpers), _fastmetrics.py (SDK metric storages),
+_lean_exporters.py (the OTLP/HTTP exporter's internals).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ is made current with one context attach instead of two; the response attributes 
 one ``set_attributes`` call; ``UNSET`` statuses are not set (the SDK ignores them anyway); metric
 attribute sets are built directly instead of filtered from the span attributes; span attributes are
 built as ``_compat.TrustedAttributes`` (already in the form the SDK stores), which a span from a
-``ShowmaxTracerProvider`` takes without the SDK's per-value validation when the result is the same.
-benchmarks/fastfalcon.py measures it: upstream adds ~2.6x bare Falcon's CPU per request, this
-about half that; what remains is mostly the SDK's — the span itself, and one histogram
-measurement per request (about as costly as the span: ``duration_histogram=False`` drops it).
+``ShowmaxTracerProvider`` takes without the SDK's per-value validation when the result is the same;
+the duration histogram records through ``_fastmetrics.FastHistogram`` (the SDK's aggregations,
+looked up once per attribute set). benchmarks/fastfalcon.py measures it: upstream adds ~2.6x bare
+Falcon's CPU per request, this less than half that; what remains is mostly the SDK's span itself.
 
 Deliberate differences from upstream:
 
@@ -77,6 +77,7 @@ from opentelemetry.util.http import (
 )
 
 from ._compat import TrustedAttributes, set_trusted_attributes
+from ._fastmetrics import FastHistogram
 
 # -- upstream's private names: the only place they are used; tests/test_fastfalcon.py checks them ----
 from opentelemetry.instrumentation._semconv import (  # isort: skip
@@ -139,21 +140,22 @@ class _Plan:
         provider = opts.pop("tracer_provider", None)
         self.tracer = trace.get_tracer(SCOPE_NAME, UPSTREAM_VERSION, provider, schema_url=schema_url)
         meter = get_meter(SCOPE_NAME, UPSTREAM_VERSION, opts.pop("meter_provider", None), schema_url=schema_url)
-        self.duration_old = self.duration_new = None
-        # One histogram measurement costs about as much as the whole span here (45 µs on the
-        # benchmark machine: the SDK cleans, copies and hashes the attributes per call); a
-        # collector's spanmetrics connector can derive the same histogram from the spans.
+        self.duration_old: FastHistogram | None = None
+        self.duration_new: FastHistogram | None = None
+        # FastHistogram: the SDK's aggregations, looked up once per attribute set (~20 → ~7 µs per
+        # measurement on the benchmark machine, same exported points; tests/test_fastmetrics.py).
+        # A collector's spanmetrics connector can derive the same histogram from the spans.
         duration = opts.pop("duration_histogram", True)
         if duration and old:
-            self.duration_old = meter.create_histogram(
+            self.duration_old = FastHistogram(meter.create_histogram(
                 name=MetricInstruments.HTTP_SERVER_DURATION, unit="ms",
                 description="Measures the duration of inbound HTTP requests.",
-            )
+            ))
         if duration and new:
-            self.duration_new = meter.create_histogram(
+            self.duration_new = FastHistogram(meter.create_histogram(
                 name=HTTP_SERVER_REQUEST_DURATION, description="Duration of HTTP server requests.", unit="s",
                 explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
-            )
+            ))
         self.active_requests = opts.pop("active_requests", "observable")
         self.active = self.in_flight = None
         active = {
@@ -567,7 +569,7 @@ class TracedApp(_ORIGINAL_APP):
       exemplars), ``"upstream"`` (its up-down counter, two SDK measurements per request) or
       ``"off"``;
     - ``duration_histogram``: ``False`` drops ``http.server.duration`` /
-      ``http.server.request.duration`` (one SDK measurement per request and mode, the costliest
+      ``http.server.request.duration`` (one measurement per request and mode, the costliest
       item after the span; derive it from spans in the collector instead). Default ``True``.
     """
 
