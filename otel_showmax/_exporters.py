@@ -42,17 +42,19 @@ def _otlp_http(signal: str, ec: ExporterConfig) -> Any:
     }
     # Spans and logs: upstream's exporters with our lean encoder (byte-identical output, ~6x less
     # CPU per span; tests/test_encode.py proves both).
+    from ._lean_exporters import LeanOTLPLogExporter, LeanOTLPSpanExporter, use_urllib3
+
+    exporter: Any
     if signal == "traces":
-        from ._lean_exporters import LeanOTLPSpanExporter
+        exporter = LeanOTLPSpanExporter(**kwargs)
+    elif signal == "logs":
+        exporter = LeanOTLPLogExporter(**kwargs)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        return LeanOTLPSpanExporter(**kwargs)
-    if signal == "logs":
-        from ._lean_exporters import LeanOTLPLogExporter
-
-        return LeanOTLPLogExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(**kwargs)
+        exporter = OTLPMetricExporter(**kwargs)
+    use_urllib3(exporter, ec.endpoint)  # plain http, no proxy: the same request for half the CPU
+    return exporter
 
 
 def _otlp_grpc(signal: str, ec: ExporterConfig) -> Any:
