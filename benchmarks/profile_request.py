@@ -321,6 +321,10 @@ def run_child(step: str, requests: int, endpoint: str, profile: str | None = Non
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
+        if os.environ.get("BENCH_GEVENT") == "1":  # as gunicorn's gevent worker does, before anything else
+            from gevent import monkey
+
+            monkey.patch_all()
         result = child(argv[1], int(argv[2]), argv[3], argv[4] or None)
         print("RESULT " + json.dumps(result), flush=True)
         return 0
@@ -334,8 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pyspy", help="also sample these steps (comma-separated) with py-spy, all threads")
     parser.add_argument("--pyspy-bin", default=os.environ.get("PYSPY", "py-spy"),
                         help="py-spy executable (pip install py-spy; PYSPY env var)")
+    parser.add_argument("--gevent", action="store_true",
+                        help="monkey-patch with gevent in each child first, as gunicorn -k gevent does")
     parser.add_argument("--quick", action="store_true", help="2 rounds x 1,000 requests")
     args = parser.parse_args(argv)
+    if args.gevent:
+        os.environ["BENCH_GEVENT"] = "1"  # children inherit it
     if args.quick:
         args.rounds, args.requests = 2, 1000
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
