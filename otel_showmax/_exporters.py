@@ -137,6 +137,15 @@ def quiet_upstream_loggers() -> None:
         upstream.propagate = False
 
 
+def restore_upstream_loggers() -> None:
+    """Undo ``quiet_upstream_loggers`` (testing.reset)."""
+    for name in ("opentelemetry.exporter", "opentelemetry.sdk"):
+        upstream = logging.getLogger(name)
+        for handler in [h for h in upstream.handlers if isinstance(h, _RateLimited)]:
+            upstream.removeHandler(handler)
+        upstream.propagate = True
+
+
 class _RateLimited(logging.Handler):
     """Passes each message template to _diag at most once per diagnostics interval."""
 

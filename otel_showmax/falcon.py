@@ -48,6 +48,7 @@ from opentelemetry.trace import SpanKind, get_current_span
 from opentelemetry.util.http import get_custom_headers, sanitize_method
 
 from . import _diag
+from ._compat import TrustedAttributes, set_trusted_attributes
 from ._fastfalcon import TracedApp, uninstrument_apps
 from ._redact import HEADER_MASK, QueryRedactor, check_patterns
 
@@ -198,16 +199,25 @@ def _request_hook(span: Any, req: Any) -> None:
         return
     try:
         decide = options.request_headers.decide
-        attributes = {}
+        # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes
+        # them as they are (_compat.set_trusted_attributes); any other value type goes the SDK's way.
+        attributes = TrustedAttributes()
         for key, value in req.env.items():
             if key[:5] == "HTTP_":
                 decision = decide(key[5:].replace("_", "-"))
                 if decision is not None:
-                    attributes[decision[0]] = [HEADER_MASK if decision[1] else value]
+                    attributes[decision[0]] = (HEADER_MASK if decision[1] else value,)
         if attributes:
-            span.set_attributes(attributes)
+            _set_headers(span, attributes)
     except Exception as error:
         _diag.warn("falcon_request_hook", "request headers not captured: %r", error)
+
+
+def _set_headers(span: Any, attributes: TrustedAttributes) -> None:
+    if all(type(value[0]) is str for value in attributes.values()):
+        set_trusted_attributes(span, attributes)
+    else:
+        span.set_attributes({key: list(value) for key, value in attributes.items()})
 
 
 def _response_hook(span: Any, req: Any, resp: Any) -> None:
@@ -223,7 +233,8 @@ def _response_hook(span: Any, req: Any, resp: Any) -> None:
                 name, sensitive = decision
                 values[name] = (name, sensitive, f"{values[name][2]},{value}" if name in values else value)
         if values:
-            span.set_attributes({name: [HEADER_MASK if sensitive else value] for name, sensitive, value in values.values()})
+            _set_headers(span, TrustedAttributes(
+                (name, (HEADER_MASK if sensitive else value,)) for name, sensitive, value in values.values()))
     except Exception as error:
         _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
 

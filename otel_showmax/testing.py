@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from . import _bridge, _compat, _diag, _setup
+from . import _bridge, _compat, _diag, _exporters, _setup
 
 
 def reset(timeout: float = 0.5) -> None:
     """Shut down and forget the configuration, so the next ``setup()`` configures afresh.
 
-    Removes the bridge handler, the correlation record factory and the Falcon instrumentation,
-    and clears OpenTelemetry's global providers. For tests only.
+    Removes the bridge handler, the correlation record factory, the Falcon instrumentation and
+    the rate-limited handlers on OpenTelemetry's own loggers, and clears OpenTelemetry's global providers. For tests only.
     """
     state = _setup.get_state()
     if state is not None:
@@ -34,6 +34,7 @@ def reset(timeout: float = 0.5) -> None:
         falcon_support.uninstrument()
     except (ImportError, AttributeError):
         pass
+    _exporters.restore_upstream_loggers()
     _compat.reset_globals()
     _setup.clear_state()
     _diag.reset()
