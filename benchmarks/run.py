@@ -83,6 +83,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu_s(pid: int) -> float:
+    """user + system CPU seconds of a process's main thread only (its other threads export)."""
+    text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -166,6 +173,7 @@ class Run:
     warmup_requests: int = 0
     served: int | None = None
     cpu_us_per_req: float | None = None
+    main_thread_cpu_us_per_req: float | None = None  # the request thread (gevent hub + greenlets)
     receiver_cpu_us_per_req: float | None = None
     gc_us_per_req: float | None = None  # cyclic GC time in the worker, over all requests served
     gc_collections: list[int] = field(default_factory=list)
@@ -261,14 +269,17 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         rcv0 = receiver.cpu_s() if receiver else 0.0
         spy = start_pyspy(args, worker, run.config, rnd) if worker else None
         cpu0 = proc_cpu_s(worker) if worker else 0.0
+        main0 = thread_cpu_s(worker) if worker else 0.0
         load = wrk(url, args.seconds, args.connections)
         cpu1 = proc_cpu_s(worker) if worker else 0.0
+        main1 = thread_cpu_s(worker) if worker else 0.0
         rcv1 = receiver.cpu_s() if receiver else 0.0
         if spy is not None:
             spy[0].wait(timeout=args.seconds + 30)
         run.load = asdict(load)
         if load.requests and worker:
             run.cpu_us_per_req = (cpu1 - cpu0) / load.requests * 1e6
+            run.main_thread_cpu_us_per_req = (main1 - main0) / load.requests * 1e6
             if spy is not None and spy[1].exists():
                 from profile_request import pyspy_report
 
