@@ -79,7 +79,8 @@ STEPS.update(ABLATIONS)
 
 def _environ() -> dict[str, Any]:
     return {
-        "REQUEST_METHOD": "GET", "PATH_INFO": "/titles", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/titles", "RAW_URI": "/titles",  # gunicorn sets RAW_URI
+        "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000",
         "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "wrk/4.2.0", "HTTP_ACCEPT": "*/*",
         "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
