@@ -139,6 +139,9 @@ def variants() -> dict[str, Variant]:
         "wrapper": Variant("wrapper", "otel_showmax via opentelemetry-instrument", MAIN_BIN, True, "plain", 1, 1, req),
         "setup": Variant("setup", "otel_showmax via setup()", MAIN_BIN, False, "setup", 1, 1, req),
         "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
+        # setup() with otel_showmax imported from another tree (--ref-tree): an older commit, side by side
+        "setup_ref": Variant("setup_ref", "otel_showmax via setup(), reference tree (--ref-tree)", MAIN_BIN, False,
+                             "setup", 1, 1, req),
     }
 
 
@@ -345,8 +348,9 @@ def overhead(args: argparse.Namespace) -> list[Run]:
             variant = table[name]
             receiver = LiveReceiver() if name != "bare" else None
             try:
+                env_over = {"PYTHONPATH": args.ref_tree} if name == "setup_ref" else None
                 run = one_run(variant, rnd, args, endpoint=receiver.proc.endpoint if receiver else None,
-                              receiver=receiver)
+                              receiver=receiver, env_over=env_over)
             finally:
                 if receiver:
                     receiver.close()
@@ -436,6 +440,8 @@ def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
             "p99_ratio": med(p99r),
             "cpu_us_per_req": med([r.cpu_us_per_req for r in mine]),
             "cpu_ratio": med(cpur),
+            "main_cpu_us_per_req": med([r.main_thread_cpu_us_per_req for r in mine]),
+            "gc_us_per_req": med([r.gc_us_per_req for r in mine]),
             "receiver_cpu_us_per_req": med([r.receiver_cpu_us_per_req for r in mine]),
             "exit_s_max": max((r.exit_s for r in mine + failed if r.exit_s is not None), default=float("nan")),
             "verified": ("-" if all(r.verified is None for r in mine + failed)
@@ -451,8 +457,8 @@ def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
 def overhead_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
     lines = [
         "| configuration | req/s | ratio to bare | p50 ms (ratio) | p99 ms (ratio) | worker CPU µs/req (ratio) "
-        "| telemetry verified (spans / app logs / request logs received÷expected) |",
-        "|---|---|---|---|---|---|---|",
+        "| of which request thread / GC µs | telemetry verified (spans / app logs / request logs received÷expected) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rec, exp = r["received"], r["expected"]
@@ -463,7 +469,8 @@ def overhead_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
         lines.append(
             f"| {labels.get(r['config'], r['config'])} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} "
             f"(min {r['rps_ratio_min']:.2f}) | {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) "
-            f"| {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) | {r['cpu_us_per_req']:.0f} ({r['cpu_ratio']:.2f}) | {tel} |")
+            f"| {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) | {r['cpu_us_per_req']:.0f} ({r['cpu_ratio']:.2f}) "
+            f"| {r['main_cpu_us_per_req']:.0f} / {r['gc_us_per_req']:.0f} | {tel} |")
     return "\n".join(lines)
 
 
@@ -505,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--configs", default="bare,upstream,wrapper,setup,naive",
                         help="overhead configurations, in alternation order (bare is the baseline)")
+    parser.add_argument("--ref-tree", help="a checkout (e.g. `git archive <commit> | tar -x -C DIR`) whose "
+                        "otel_showmax the setup_ref configuration imports")
     parser.add_argument("--fault-configs", default="setup", help="configurations for the fault suite (setup, upstream…)")
     parser.add_argument("--protocols", default="http/protobuf,grpc")
     parser.add_argument("--settle", type=float, default=20.0, help="max seconds to wait for the receiver to catch up")
@@ -523,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.configs + args.fault_configs) - set(variants())
     if unknown:
         parser.error(f"unknown configuration(s) {sorted(unknown)}; use {sorted(variants())}")
+    if "setup_ref" in args.configs and not args.ref_tree:
+        parser.error("setup_ref needs --ref-tree DIR")
     if "bare" not in args.configs and args.only != "faults":
         parser.error("--configs must include bare (the baseline)")
 
@@ -556,16 +567,18 @@ def main(argv: list[str] | None = None) -> int:
                 out_lines += ["", f"#### py-spy of the gunicorn worker under load: {labels.get(r.config, r.config)}, "
                                   f"round {r.round}", "", r.profile]
         by = {r["config"]: r for r in rows}
-        if "upstream" in by and "setup" in by:
-            ups = [r for r in runs if r.config == "upstream"]
+        ups = [r for r in runs if r.config == "upstream"]
+        for config in ("setup", "wrapper", "setup_ref"):
+            if "upstream" not in by or config not in by:
+                continue
             per_round = []
             for r in runs:
-                if r.config == "setup":
+                if r.config == config:
                     u = next((x for x in ups if x.round == r.round), None)
                     b = next((x for x in runs if x.config == "bare" and x.round == r.round), None)
                     if u and b and u.load.get("rps") and b.load.get("rps") and r.load.get("rps"):
                         per_round.append((r.load["rps"] / b.load["rps"]) / (u.load["rps"] / b.load["rps"]))
-            out_lines += ["", f"otel_showmax setup() ratio ÷ upstream ratio, per round: "
+            out_lines += ["", f"{labels[config]}: ratio ÷ upstream ratio, per round: "
                               f"{', '.join(f'{x:.2f}' for x in per_round)} (median {med(per_round):.2f})"]
         save()
     if args.only in (None, "faults"):
