@@ -200,6 +200,7 @@ def child(step: str, requests: int, endpoint: str, profile: str | None) -> dict[
 # Sampled profile (py-spy, --gil: only samples holding the GIL, i.e. CPU this worker really pays).
 # Request-thread samples go to the first of these found walking from the leaf towards the root.
 CATEGORIES = (  # needles match py-spy's short "dir/file.py" names (and a few function names)
+    ("gevent/thread.py", "gevent-patched locks (SDK spans and metrics, logging handlers)"),
     ("_bridge.py", "log bridge: queue the record"),
     ("correlation.py", "correlation fields (record factory)"),
     ("_worker.py", "export queue put"),
@@ -263,7 +264,8 @@ def pyspy_report(raw: Path, cpu_us: float, loop_marker: str | None = ".loop (", 
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         n = int(count)
-        if "MainThread" in frames[0] or (main_tid is not None and frames[0].startswith(f"thread ({main_tid})")):
+        main = "MainThread" in frames[0] or (main_tid is not None and frames[0].startswith(f"thread ({main_tid})"))
+        if main or any(f.startswith("child (profile_request.py") for f in frames):  # py-spy names it only sometimes
             if loop_marker is None or any(loop_marker in f for f in frames):
                 per_thread["request thread"] += n
                 request[_categorize(frames, CATEGORIES)] += n
