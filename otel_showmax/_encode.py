@@ -30,7 +30,8 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, StatusCode
 
 __all__ = [
-    "EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_scoped_logs", "encode_spans", "fallbacks",
+    "EncodedLogs", "encode_logs", "encode_prepared_logs", "encode_scoped_logs", "encode_spans", "encode_spans_strict",
+    "fallbacks",
     "plain_attributes",
 ]
 
@@ -541,6 +542,11 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
     except Exception:
         fallbacks["spans"] += 1
         return _upstream_spans(spans)
+
+
+def encode_spans_strict(spans: Sequence[Any]) -> bytes:
+    """``encode_spans`` without the fallback: raises on anything the lean encoder does not handle."""
+    return _encode_request(spans, _span)
 
 
 # --- logs ----------------------------------------------------------------------------------------
