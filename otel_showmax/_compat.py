@@ -3,7 +3,7 @@
 tests/test_compat.py fails loudly when an upstream release renames or removes any of them. The
 other modules with private names, each with its own loud-failure test: _fastfalcon.py
 (instrumentation-falcon's semconv helpers), _fastmetrics.py (SDK metric storages),
-_lean_exporters.py (the OTLP/HTTP exporter's internals).
+_lean_exporters.py (the OTLP/HTTP exporter's internals), _escape.py (the SDK's span containers).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ Anything else goes through the SDK's own method per call: a non-SDK instrument (
 SDK version, a disabled meter, a value the SDK would reject, attributes that are not a plain dict,
 and new attribute sets once the cache holds ``cap`` of them.
 
-Private SDK names are used here and in otel_showmax/_compat.py only.
+The private SDK metric names used here are named in tests/test_fastmetrics.py, which fails loudly
+when an SDK release changes them (see otel_showmax/_compat.py for the other such modules).
 """
 
 from __future__ import annotations
