@@ -22,6 +22,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, Status
 
 from . import _encode
+from ._bridge import _text  # the same escaping as log records
 
 __all__ = ["encode_spans"]
 
@@ -37,14 +38,6 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
     except Exception:  # what only upstream's encoder handles (with its own rules)
         pass
     return _encode.encode_spans(spans)
-
-
-def _text(value: str) -> str:
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _value(value: Any) -> Any:

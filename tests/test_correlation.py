@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.trace import use_span
 
 from otel_showmax import correlation
+from tests._records import ListHandler
 
 TRACER = TracerProvider().get_tracer("test")
 UNSAMPLED = TracerProvider(sampler=sampling.ALWAYS_OFF).get_tracer("test")
@@ -40,18 +41,6 @@ def record(msg="m", *args, **extra) -> logging.LogRecord:
     return rec
 
 
-class ListHandler(logging.Handler):
-    def __init__(self, formatter: logging.Formatter | None = None) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-        self.lines: list[str] = []
-        if formatter is not None:
-            self.setFormatter(formatter)
-
-    def emit(self, rec: logging.LogRecord) -> None:
-        self.records.append(rec)
-        if self.formatter is not None:
-            self.lines.append(self.format(rec))
 
 
 @pytest.fixture

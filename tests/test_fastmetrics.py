@@ -373,7 +373,6 @@ def test_threads(clock):
     assert sum(r[1] for r in results[1]) == 8 * len(values)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_child_uses_the_parents_cache_correctly(clock):
     """A cache built before fork stays right in the child (the SDK keeps its storages across fork)."""
     ops = script(300)

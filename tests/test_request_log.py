@@ -30,6 +30,7 @@ import otel_showmax.falcon as showmax_falcon
 from otel_showmax import correlation
 from otel_showmax._bridge import BridgeHandler, Converter
 from otel_showmax._encode import EncodedLogs
+from tests._records import ListHandler
 
 RESOURCE = Resource.create({"service.name": "request-log"})
 TIME_FIELDS = {"created", "msecs", "relativeCreated", "asctime"}  # asctime: formatted from created
@@ -54,18 +55,6 @@ class Counting(IdGenerator):
         return self.n << 64
 
 
-class Keep(logging.Handler):
-    def __init__(self, formatter: logging.Formatter | None = None) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-        self.lines: list[str] = []
-        if formatter is not None:
-            self.setFormatter(formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        if self.formatter is not None:
-            self.lines.append(self.format(record))
 
 
 class Title:
@@ -105,9 +94,9 @@ def run(monkeypatch: pytest.MonkeyPatch, fast: bool, logger_name: str = "otel_sh
 
         m.setattr(logging, "currentframe", currentframe)
         correlation.install("plain", service_name="svc")
-        keep = Keep()
-        text = Keep(logging.Formatter(LINE_FORMAT))
-        json_lines = Keep(correlation.JSONFormatter())
+        keep = ListHandler()
+        text = ListHandler(logging.Formatter(LINE_FORMAT))
+        json_lines = ListHandler(correlation.JSONFormatter())
         queued: list = []
         handlers = [keep, text, json_lines, BridgeHandler(queued.append)]
         logger = logging.getLogger(logger_name)
