@@ -210,6 +210,10 @@ class LiveReceiver:
             "metric_points": len(got["metrics"]),
         }
 
+    @property
+    def endpoint(self) -> str:
+        return str(self.proc.endpoint)
+
     def cpu_s(self) -> float:
         try:
             return proc_cpu_s(self.proc.pid)
@@ -218,6 +222,37 @@ class LiveReceiver:
 
     def close(self) -> None:
         self.proc.stop()
+
+
+class SinkReceiver:
+    """benchmarks/sink.py in its own process: parses and counts, keeps nothing (the overhead suite)."""
+
+    def __init__(self) -> None:
+        cmd = [sys.executable, str(HERE / "sink.py"), "--service", SERVICE, "--app-log-text", APP_LOG_TEXT,
+               "--request-logger", REQUEST_LOGGER]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.endpoint = self.proc.stdout.readline().strip()
+        if not self.endpoint.startswith("http://127.0.0.1:"):
+            self.close()
+            raise RuntimeError(f"sink did not start: {self.endpoint!r}")
+
+    def counts(self) -> dict[str, int]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint}/counts", timeout=10) as reply:
+            return dict(json.loads(reply.read()))
+
+    def cpu_s(self) -> float:
+        try:
+            return proc_cpu_s(self.proc.pid)
+        except (OSError, RuntimeError):
+            return 0.0
+
+    def close(self) -> None:
+        stop(self.proc, signal.SIGTERM, timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def start_pyspy(args: argparse.Namespace, worker: int, config: str, rnd: int) -> tuple[subprocess.Popen, Path] | None:
@@ -246,7 +281,7 @@ def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_pat
 
 
 def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: str | None = None,
-            protocol: str = "http/protobuf", receiver: LiveReceiver | None = None, name: str | None = None,
+            protocol: str = "http/protobuf", receiver: LiveReceiver | SinkReceiver | None = None, name: str | None = None,
             env_over: dict[str, str] | None = None) -> Run:
     """Serve, warm up, load, SIGTERM the master (load stopped first), verify what the receiver got."""
     run = Run(config=name or variant.name, round=rnd)
@@ -257,7 +292,7 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
     if endpoint is not None:
         env_extra.update(telemetry_env(endpoint, protocol))
     if variant.app_mode == "naive" and receiver is not None:
-        env_extra["BENCH_NAIVE_ENDPOINT"] = receiver.proc.endpoint
+        env_extra["BENCH_NAIVE_ENDPOINT"] = receiver.endpoint
         env_extra["OTEL_SERVICE_NAME"] = SERVICE
     env_extra.update(env_over or {})
     proc = serve(variant, env_extra, log_path, stats_path, port)
@@ -346,10 +381,12 @@ def overhead(args: argparse.Namespace) -> list[Run]:
     for rnd in range(1, args.rounds + 1):
         for name in names:
             variant = table[name]
-            receiver = LiveReceiver() if name != "bare" else None
+            receiver: LiveReceiver | SinkReceiver | None = None
+            if name != "bare":
+                receiver = SinkReceiver() if args.receiver == "sink" else LiveReceiver()
             try:
                 env_over = {"PYTHONPATH": args.ref_tree} if name == "setup_ref" else None
-                run = one_run(variant, rnd, args, endpoint=receiver.proc.endpoint if receiver else None,
+                run = one_run(variant, rnd, args, endpoint=receiver.endpoint if receiver else None,
                               receiver=receiver, env_over=env_over)
             finally:
                 if receiver:
@@ -516,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                         "otel_showmax the setup_ref configuration imports")
     parser.add_argument("--fault-configs", default="setup", help="configurations for the fault suite (setup, upstream…)")
     parser.add_argument("--protocols", default="http/protobuf,grpc")
+    parser.add_argument("--receiver", choices=("sink", "full"), default="sink",
+                        help="overhead suite's receiver: sink (benchmarks/sink.py, counts only) or full "
+                             "(python -m otel_showmax.receiver, every record decoded to JSON)")
     parser.add_argument("--settle", type=float, default=20.0, help="max seconds to wait for the receiver to catch up")
     parser.add_argument("--quick", action="store_true", help="1 round x 3 s, 1 s warm-up")
     parser.add_argument("--keep-logs", action="store_true", help="keep each run's server log")
