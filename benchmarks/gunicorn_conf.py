@@ -56,18 +56,21 @@ def _gc_timer():
 
 
 def worker_exit(server, worker):
-    path = os.environ.get("BENCH_STATS")
-    if path:
-        write_stats(path, worker)
+    cpu = os.times()
+    telemetry = None
     if OTEL_SHOWMAX:
+        import otel_showmax
         from otel_showmax import gunicorn as hooks
 
-        hooks.worker_exit(server, worker)
+        hooks.worker_exit(server, worker)  # the final export
+        telemetry = {"dropped": otel_showmax.dropped()}
+    path = os.environ.get("BENCH_STATS")
+    if path:
+        write_stats(path, worker, cpu.user + cpu.system, telemetry)
 
 
-def write_stats(path, worker):
+def write_stats(path, worker, cpu_s, telemetry):
     count = getattr(worker, "bench_count", [0])[0]
-    cpu = os.times()
     with open(path, "w") as f:
-        json.dump({"served": count, "pid": os.getpid(), "cpu_s": cpu.user + cpu.system,
-                   "gc": getattr(worker, "bench_gc", None)}, f)
+        json.dump({"served": count, "pid": os.getpid(), "cpu_s": cpu_s, "gc": getattr(worker, "bench_gc", None),
+                   "otel_showmax": telemetry}, f)

@@ -122,6 +122,7 @@ class Variant:
     spans: int  # expected server spans per request
     app_logs: int  # expected exported application log records per request
     request_logs: int  # expected exported request log records per request
+    gunicorn_args: tuple[str, ...] = ()  # added to the gunicorn command line
 
 
 def has_request_log() -> bool:
@@ -138,6 +139,9 @@ def variants() -> dict[str, Variant]:
                             up, True, "plain", 1, 1, 0),
         "wrapper": Variant("wrapper", "otel_showmax via opentelemetry-instrument", MAIN_BIN, True, "plain", 1, 1, req),
         "setup": Variant("setup", "otel_showmax via setup()", MAIN_BIN, False, "setup", 1, 1, req),
+        # setup() in the app, the app loaded in the master before the fork (as the wrapper sets up)
+        "setup_preload": Variant("setup_preload", "otel_showmax via setup(), gunicorn --preload", MAIN_BIN, False,
+                                 "setup", 1, 1, req, ("--preload",)),
         "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
         # setup() with otel_showmax imported from another tree (--ref-tree): an older commit, side by side
         "setup_ref": Variant("setup_ref", "otel_showmax via setup(), reference tree (--ref-tree)", MAIN_BIN, False,
@@ -187,6 +191,7 @@ class Run:
     verified: bool | None = None  # None: nothing to verify (uninstrumented)
     note: str = ""
     profile: str = ""
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # otel_showmax.dropped() at worker exit
 
 
 class LiveReceiver:
@@ -274,7 +279,8 @@ def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_pat
     if variant.python_bin == MAIN_BIN and (variant.wrapper or variant.app_mode == "setup"):
         env["BENCH_OTEL_SHOWMAX"] = "1"  # otel_showmax's gunicorn hooks, as its README says
     gunicorn = [str(variant.python_bin / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
-                "-c", str(HERE / "gunicorn_conf.py"), "--chdir", str(HERE), "catalogue_app:app"]
+                "-c", str(HERE / "gunicorn_conf.py"), "--chdir", str(HERE), *variant.gunicorn_args,
+                "catalogue_app:app"]
     cmd = ([str(variant.python_bin / "opentelemetry-instrument")] if variant.wrapper else []) + gunicorn
     with open(log_path, "wb") as log:
         return subprocess.Popen(cmd, env=env, cwd=str(HERE), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -336,6 +342,11 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
             run.gc_us_per_req = sum(stats["gc"]["seconds"]) / run.served * 1e6
             run.gc_collections = stats["gc"]["collections"]
             run.gc_us_by_generation = [round(x / run.served * 1e6, 2) for x in stats["gc"]["seconds"]]
+        telemetry = stats.get("otel_showmax") or {}
+        run.dropped = {signal: {reason: n for reason, n in reasons.items() if n}
+                       for signal, reasons in telemetry.get("dropped", {}).items() if any(reasons.values())}
+        if run.dropped:
+            run.note += f"otel_showmax dropped {run.dropped}; "
     except (OSError, ValueError, KeyError):
         run.note += "worker wrote no stats; "
     if receiver is not None and run.served is not None:
@@ -364,7 +375,7 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
     if failed:
         run.verified = False if run.verified is not None or receiver is not None else None
         run.note += "RUN FAILED (no requests served or the worker did not exit cleanly); "
-    if not args.keep_logs and not failed:
+    if not args.keep_logs and not failed and run.verified is not False:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         run.note += f"logs in {tmp}; "
@@ -608,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"round {r.round}", "", r.profile]
         by = {r["config"]: r for r in rows}
         ups = [r for r in runs if r.config == "upstream"]
-        for config in ("setup", "wrapper", "setup_ref"):
+        for config in ("setup", "setup_preload", "wrapper", "setup_ref"):
             if "upstream" not in by or config not in by:
                 continue
             per_round = []
