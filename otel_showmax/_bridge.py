@@ -157,7 +157,7 @@ def _unformattable(record: logging.LogRecord) -> str:
 class Converter:
     """Turns queued items into what the log exporter takes, on the worker thread.
 
-    With ``direct`` (the exporter is the lean OTLP/HTTP one), a batch is serialized straight from
+    With ``direct`` (the exporter is a lean OTLP one, HTTP or gRPC), a batch is serialized straight from
     the queued stdlib records (``encode``): the same bytes as building SDK records (``convert``)
     and encoding them with ``encode_logs``, at a fraction of the CPU. tests/test_encode_pending.py
     proves it; ``convert_batch`` stays the reference and the fallback.

@@ -88,14 +88,15 @@ def _otlp_grpc(signal: str, ec: ExporterConfig) -> Any:
         "insecure": insecure,
         "credentials": credentials,
     }
+    # Spans and logs: upstream's exporters sending the lean encoder's bytes (tests/test_lean_grpc.py).
     if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from ._lean_grpc import LeanGrpcSpanExporter
 
-        return OTLPSpanExporter(**kwargs)
+        return LeanGrpcSpanExporter(**kwargs)
     if signal == "logs":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from ._lean_grpc import LeanGrpcLogExporter
 
-        return OTLPLogExporter(**kwargs)
+        return LeanGrpcLogExporter(**kwargs)
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(**kwargs)

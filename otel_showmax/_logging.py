@@ -47,9 +47,9 @@ def init(
     ec = config.logs
     if ec.kind == "none":
         return provider, None, None, None
-    # The lean OTLP/HTTP log exporter (see make_exporter) takes batches the bridge serialized itself;
-    # other exporters would get SDK records built from them, so they get those directly.
-    direct = ec.kind != "console" and ec.protocol != "grpc"
+    # The lean OTLP log exporters (HTTP and gRPC, see make_exporter) take batches the bridge
+    # serialized itself; the console exporter would get SDK records built from them, so it gets those.
+    direct = ec.kind != "console"
     converter = Converter(lambda: provider.resource, record_limits, injected, direct=direct)
     batch = config.log_batch
     worker = BatchWorker(

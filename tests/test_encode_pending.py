@@ -443,10 +443,10 @@ def test_end_to_end_through_setup_to_a_receiver(receiver, monkeypatch):
 
 @pytest.mark.parametrize(
     ("options", "direct"),
-    [({}, True), ({"logs_exporter": "console"}, False), ({"otlp_protocol": "grpc"}, False),
-     ({"logs_protocol": "grpc"}, False)],
+    [({}, True), ({"logs_exporter": "console"}, False), ({"otlp_protocol": "grpc"}, True),
+     ({"logs_protocol": "grpc"}, True)],
 )
-def test_only_the_lean_http_exporter_gets_serialized_batches(options, direct):
+def test_only_the_lean_otlp_exporters_get_serialized_batches(options, direct):
     config = _config.resolve(options, environ={})
     _, worker, _, conv = _logging.init(config, RESOURCE, frozenset())
     try:

@@ -1,0 +1,62 @@
+"""OTLP/gRPC span and log exporters that send the lean encoder's bytes (spans via _escape).
+
+Upstream's gRPC exporters (opentelemetry-exporter-otlp-proto-grpc) build protobuf messages with
+their encoder and let the stub serialize them. These subclasses put the same request on the same
+channel already serialized by ``otel_showmax._encode`` (byte-identical, several times cheaper per
+item); everything else — retries and their back-off, deadlines, reconnection on UNAVAILABLE,
+compression, headers, credentials, exporter metrics — stays upstream's ``_export``. A span with
+invalid UTF-8 text is exported escaped, as over OTLP/HTTP, instead of failing its batch.
+
+Two private hooks of upstream's ``OTLPExporterMixin`` are overridden: ``_translate_data`` (returns
+bytes) and ``_initialize_channel_and_stub`` (a client without a request serializer on the channel
+upstream made). tests/test_lean_grpc.py fails loudly when upstream stops calling either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from ._encode import encode_logs
+from ._escape import encode_spans
+
+__all__ = ["LOGS_METHOD", "SPANS_METHOD", "LeanGrpcLogExporter", "LeanGrpcSpanExporter"]
+
+SPANS_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+
+class RawClient:
+    """A service stub whose ``Export`` takes the request already serialized (bytes)."""
+
+    def __init__(self, channel: Any, method: str, response_type: Any) -> None:
+        self.Export = channel.unary_unary(method, request_serializer=None,
+                                          response_deserializer=response_type.FromString)
+
+
+class LeanGrpcSpanExporter(OTLPSpanExporter):
+    """``OTLPSpanExporter`` (gRPC) sending the lean encoder's bytes; same arguments and behaviour."""
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()
+        self._client = RawClient(self._channel, SPANS_METHOD, ExportTraceServiceResponse)  # type: ignore[assignment]
+
+    def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
+        return encode_spans(data)
+
+
+class LeanGrpcLogExporter(OTLPLogExporter):
+    """``OTLPLogExporter`` (gRPC) sending the lean encoder's bytes; takes the bridge's serialized
+    batches (``_encode.EncodedLogs``) as they are. Same arguments and behaviour."""
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()
+        self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)  # type: ignore[assignment]
+
+    def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
+        return encode_logs(data)
