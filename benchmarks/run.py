@@ -194,6 +194,14 @@ class Run:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # otel_showmax.dropped() at worker exit
 
 
+def receiver_cpu_s(receiver: LiveReceiver | SinkReceiver) -> float:
+    """CPU seconds the receiver process has used so far (0 once it is gone)."""
+    try:
+        return proc_cpu_s(receiver.proc.pid)
+    except (OSError, RuntimeError):
+        return 0.0
+
+
 class LiveReceiver:
     """The package's OTLP receiver in its own process (HTTP, optionally gRPC), for one run."""
 
@@ -219,12 +227,6 @@ class LiveReceiver:
     def endpoint(self) -> str:
         return str(self.proc.endpoint)
 
-    def cpu_s(self) -> float:
-        try:
-            return proc_cpu_s(self.proc.pid)
-        except (OSError, RuntimeError):
-            return 0.0
-
     def close(self) -> None:
         self.proc.stop()
 
@@ -247,12 +249,6 @@ class SinkReceiver:
 
         with urllib.request.urlopen(f"{self.endpoint}/counts", timeout=10) as reply:
             return dict(json.loads(reply.read()))
-
-    def cpu_s(self) -> float:
-        try:
-            return proc_cpu_s(self.proc.pid)
-        except (OSError, RuntimeError):
-            return 0.0
 
     def close(self) -> None:
         stop(self.proc, signal.SIGTERM, timeout=10)
@@ -310,14 +306,14 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         run.warmup_requests = warm.requests
         workers = children(proc.pid)
         worker = workers[0] if workers else None
-        rcv0 = receiver.cpu_s() if receiver else 0.0
+        rcv0 = receiver_cpu_s(receiver) if receiver else 0.0
         spy = start_pyspy(args, worker, run.config, rnd) if worker else None
         cpu0 = proc_cpu_s(worker) if worker else 0.0
         main0 = thread_cpu_s(worker) if worker else 0.0
         load = wrk(url, args.seconds, args.connections)
         cpu1 = proc_cpu_s(worker) if worker else 0.0
         main1 = thread_cpu_s(worker) if worker else 0.0
-        rcv1 = receiver.cpu_s() if receiver else 0.0
+        rcv1 = receiver_cpu_s(receiver) if receiver else 0.0
         if spy is not None:
             spy[0].wait(timeout=args.seconds + 30)
         run.load = asdict(load)

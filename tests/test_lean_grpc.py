@@ -15,7 +15,7 @@ from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -99,73 +99,58 @@ def _logs() -> list:
     return list(memory.get_finished_logs())
 
 
-def test_span_requests_are_byte_identical_to_upstreams(capture):
-    spans = _spans()
-    ours = LeanGrpcSpanExporter(endpoint=capture.endpoint, insecure=True)
-    theirs = OTLPSpanExporter(endpoint=capture.endpoint, insecure=True)
+@pytest.mark.parametrize(("items", "lean", "upstream", "method", "request_type", "success"), [
+    (_spans, LeanGrpcSpanExporter, OTLPSpanExporter, SPANS_METHOD, trace_service_pb2.ExportTraceServiceRequest,
+     SpanExportResult.SUCCESS),
+    (_logs, LeanGrpcLogExporter, OTLPLogExporter, LOGS_METHOD, logs_service_pb2.ExportLogsServiceRequest,
+     LogRecordExportResult.SUCCESS),
+], ids=["spans", "logs"])
+def test_requests_are_byte_identical_to_upstreams(capture, items, lean, upstream, method, request_type, success):
+    batch = items()
+    ours = lean(endpoint=capture.endpoint, insecure=True)
+    theirs = upstream(endpoint=capture.endpoint, insecure=True)
     try:
-        assert theirs.export(spans) is SpanExportResult.SUCCESS
-        upstream = capture.take()
-        assert ours.export(spans) is SpanExportResult.SUCCESS
-        lean = capture.take()
+        assert theirs.export(batch) is success
+        sent_by_upstream = capture.take()
+        assert ours.export(batch) is success
+        sent_by_us = capture.take()
     finally:
         ours.shutdown()
         theirs.shutdown()
-    assert [m for m, _ in upstream] == [m for m, _ in lean] == [SPANS_METHOD]
-    assert lean[0][1] == upstream[0][1]
-    request = trace_service_pb2.ExportTraceServiceRequest.FromString(lean[0][1])
-    assert len(request.resource_spans[0].scope_spans[0].spans) == 2
-
-
-def test_log_requests_are_byte_identical_to_upstreams(capture):
-    records = _logs()
-    ours = LeanGrpcLogExporter(endpoint=capture.endpoint, insecure=True)
-    theirs = OTLPLogExporter(endpoint=capture.endpoint, insecure=True)
-    try:
-        assert theirs.export(records) is LogRecordExportResult.SUCCESS
-        upstream = capture.take()
-        assert ours.export(records) is LogRecordExportResult.SUCCESS
-        lean = capture.take()
-    finally:
-        ours.shutdown()
-        theirs.shutdown()
-    assert [m for m, _ in upstream] == [m for m, _ in lean] == [LOGS_METHOD]
-    assert lean[0][1] == upstream[0][1]
-    request = logs_service_pb2.ExportLogsServiceRequest.FromString(lean[0][1])
-    assert len(request.resource_logs[0].scope_logs[0].log_records) == 2
+    assert [m for m, _ in sent_by_upstream] == [m for m, _ in sent_by_us] == [method]
+    assert sent_by_us[0][1] == sent_by_upstream[0][1]
+    request = request_type.FromString(sent_by_us[0][1])
+    resource = (request.resource_spans if hasattr(request, "resource_spans") else request.resource_logs)[0]
+    scoped = resource.scope_spans[0].spans if hasattr(resource, "scope_spans") else resource.scope_logs[0].log_records
+    assert len(scoped) == 2
 
 
 def test_the_bridges_serialized_batches_go_out_as_they_are(capture):
-    converter = _bridge.Converter(lambda: RESOURCE, _config_limits(), frozenset(), direct=True)
+    converter = _bridge.Converter(lambda: RESOURCE, LogRecordLimits(), frozenset(), direct=True)
     record = logging.LogRecord("catalogue.api", logging.INFO, __file__, 1, "listed %d titles", (20,), None)
     pending = _bridge._Pending(record, None, record.getMessage(), 1_700_000_000_000_000_000)
     batch = converter([pending])
     assert type(batch) is _encode.EncodedLogs
-    ours = LeanGrpcLogExporter(endpoint=capture.endpoint, insecure=True)
-    try:
-        assert ours.export(batch) is LogRecordExportResult.SUCCESS
-    finally:
-        ours.shutdown()
-    (method, body), = capture.take()
+    method, body = _export_once(capture, LeanGrpcLogExporter, batch, LogRecordExportResult.SUCCESS)
     assert method == LOGS_METHOD and body == batch.data
     got = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
     assert got.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "listed 20 titles"
 
 
-def _config_limits():  # type: ignore[no-untyped-def]
-    from opentelemetry.sdk._logs import LogRecordLimits
-
-    return LogRecordLimits()
+def _export_once(capture, exporter_class, batch, success):  # type: ignore[no-untyped-def]
+    """Export ``batch`` with a fresh exporter; the one request the server got: (method, bytes)."""
+    exporter = exporter_class(endpoint=capture.endpoint, insecure=True)
+    try:
+        assert exporter.export(batch) is success
+    finally:
+        exporter.shutdown()
+    (sent,) = capture.take()
+    return sent
 
 
 def test_a_span_with_invalid_text_is_exported_escaped_not_lost(capture):
     spans = _spans(name="GET /files/caf\udce9") + _spans()
-    ours = LeanGrpcSpanExporter(endpoint=capture.endpoint, insecure=True)
-    try:
-        assert ours.export(spans) is SpanExportResult.SUCCESS
-    finally:
-        ours.shutdown()
-    (_, body), = capture.take()
+    _, body = _export_once(capture, LeanGrpcSpanExporter, spans, SpanExportResult.SUCCESS)
     names = [s.name for s in trace_service_pb2.ExportTraceServiceRequest.FromString(body)
              .resource_spans[0].scope_spans[0].spans]
     assert sorted(names) == sorted(["GET /files/caf\\udce9", "db.query", "GET /titles", "db.query"])
