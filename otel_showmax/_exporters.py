@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -114,6 +115,78 @@ def _console(signal: str) -> Any:
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
     return ConsoleMetricExporter(out=sys.stderr)
+
+
+# What make_exporter imports, per protocol (and for metrics), besides what setup() already has.
+_PRELOAD = {
+    "http/protobuf": ("otel_showmax._lean_exporters", "requests"),  # requests (urllib3): imported by the
+    "grpc": ("otel_showmax._lean_grpc", "grpc.experimental.gevent"),  # exporters' constructors
+}
+_PRELOAD_METRICS = {
+    "http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+}
+
+
+def preload(ec: ExporterConfig) -> None:
+    """Import now what ``make_exporter(ec)`` would import later, on the export thread.
+
+    A busy request thread holds the GIL, and a thread importing modules waits for it again after
+    every file-system call: importing the HTTP exporters (requests, urllib3, protobuf) took ~2 s
+    on the export thread of a saturated process against ~0.15 s otherwise, long enough for a
+    fresh worker under load to fill its log queue and drop records before its first export.
+    Importing is fork-safe (no thread, no socket, no channel); the exporter itself is still made
+    lazily in each process. A failure here is reported when the exporter is made, not now.
+    """
+    if ec.kind != "otlp":
+        return
+    names = _PRELOAD.get(ec.protocol, ())
+    if ec.signal == "metrics" and ec.protocol in _PRELOAD_METRICS:
+        names = (*names, _PRELOAD_METRICS[ec.protocol])
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pragma: no cover - a broken installation: make_exporter says what is wrong
+            pass
+
+
+def preload_when_safe(configs: list[ExporterConfig]) -> None:
+    """``preload`` each config once gevent has patched ``ssl`` in this process: now if it has,
+    else right after a ``patch_all`` here or in a forked child (a gunicorn master with gevent
+    workers, the wrapper, an app about to patch). urllib3 imported before ``ssl`` is patched makes
+    gevent warn and keeps unpatched ``ssl`` names. A process that never patches imports them
+    lazily on its export thread, as before.
+    """
+
+    def run() -> None:
+        for ec in configs:
+            preload(ec)
+
+    if _threads.gevent_patched("ssl"):
+        run()
+    else:
+        _after_gevent_patch(run)
+
+
+def _after_gevent_patch(callback: Any) -> None:
+    """Call ``callback`` once, when gevent's ``patch_all`` has finished (gevent notifies zope.event's
+    subscribers; this does not import gevent)."""
+    try:
+        import zope.event  # gevent's dependency; without gevent nothing will patch
+    except ImportError:  # pragma: no cover - gevent is a dependency of otel_showmax
+        return
+    done: list[bool] = []
+
+    def subscriber(event: Any) -> None:  # must not raise: the next subscribers would not run
+        if done or type(event).__name__ != "GeventDidPatchAllEvent":
+            return
+        done.append(True)
+        try:
+            callback()
+        except Exception:  # pragma: no cover - preload itself swallows import errors
+            pass
+
+    zope.event.subscribers.append(subscriber)
 
 
 def make_exporter(ec: ExporterConfig) -> Any:

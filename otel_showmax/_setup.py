@@ -20,6 +20,7 @@ from typing import Any
 from . import _bridge, _diag, _logging, _metrics, _resource, _tracing
 from ._compat import set_resource
 from ._config import Config, Provenance, resolve
+from ._exporters import preload_when_safe as preload_exporters
 from ._exporters import quiet_upstream_loggers
 from ._worker import BatchWorker
 
@@ -113,6 +114,8 @@ def _build(state: State) -> None:
             worker._on_fork = ensure_process
             state.workers[worker.signal] = worker
     state.meter_provider, state.reader = _metrics.init(config, resource, dropped)
+    # Imported now, not by a fresh worker's export thread under load (see _exporters.preload).
+    preload_exporters([config.exporter(signal) for signal in ("traces", "logs", "metrics")])
 
     _set_globals(state)
     if handler is not None:
