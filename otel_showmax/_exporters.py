@@ -157,36 +157,33 @@ def preload_when_safe(configs: list[ExporterConfig]) -> None:
     gevent warn and keeps unpatched ``ssl`` names. A process that never patches imports them
     lazily on its export thread, as before.
     """
-
-    def run() -> None:
+    if _threads.gevent_patched("ssl"):
         for ec in configs:
             preload(ec)
-
-    if _threads.gevent_patched("ssl"):
-        run()
-    else:
-        _after_gevent_patch(run)
-
-
-def _after_gevent_patch(callback: Any) -> None:
-    """Call ``callback`` once, when gevent's ``patch_all`` has finished (gevent notifies zope.event's
-    subscribers; this does not import gevent)."""
-    try:
-        import zope.event  # gevent's dependency; without gevent nothing will patch
-    except ImportError:  # pragma: no cover - gevent is a dependency of otel_showmax
         return
-    done: list[bool] = []
-
-    def subscriber(event: Any) -> None:  # must not raise: the next subscribers would not run
-        if done or type(event).__name__ != "GeventDidPatchAllEvent":
-            return
-        done.append(True)
+    _waiting[:] = configs  # the latest configuration's (testing.reset() and setup() again)
+    if not _subscribed:
         try:
-            callback()
-        except Exception:  # pragma: no cover - preload itself swallows import errors
-            pass
+            import zope.event  # gevent's dependency; gevent notifies its subscribers
+        except ImportError:  # pragma: no cover - gevent is a dependency of otel_showmax
+            return
+        zope.event.subscribers.append(_after_patch_all)
+        _subscribed.append(True)
 
-    zope.event.subscribers.append(subscriber)
+
+_waiting: list[ExporterConfig] = []
+_subscribed: list[bool] = []
+
+
+def _after_patch_all(event: Any) -> None:
+    """zope.event subscriber: preload what waits once gevent's ``patch_all`` has finished. Must not
+    raise (gevent would skip the subscribers after it); does not import gevent."""
+    if not _waiting or type(event).__name__ != "GeventDidPatchAllEvent":
+        return
+    configs = list(_waiting)
+    _waiting.clear()
+    for ec in configs:
+        preload(ec)
 
 
 def make_exporter(ec: ExporterConfig) -> Any:
