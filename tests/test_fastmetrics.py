@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 import random
 import threading
 from typing import Any
@@ -46,6 +45,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_showmax import _fastmetrics
 from otel_showmax._compat import ShowmaxMeterProvider
 from otel_showmax._fastmetrics import FastCounter, FastHistogram, FastUpDownCounter, attribute_key, fast
+from tests._fork import in_child
 
 RESOURCE = Resource({"service.name": "fastmetrics"})
 DELTA = {Histogram: AggregationTemporality.DELTA, Counter: AggregationTemporality.DELTA,
@@ -398,22 +398,12 @@ def test_fork_child_uses_the_parents_cache_correctly(clock):
     before = replay(ops[:half])
     assert_same(*before)
     assert providers[1][1].cached() == 5
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        code = 1
-        try:
-            after = replay(ops[half:])
-            assert_same(*after)
-            assert providers[1][1].cached() == 5
-            code = 0
-        finally:
-            os.write(write, bytes([code]))
-            os._exit(0)
-    os.close(write)
-    status = os.read(read, 1)
-    os.waitpid(pid, 0)
-    assert status == b"\x00", "the child's fast measurements differ from the SDK's"
+    def child() -> None:
+        after = replay(ops[half:])
+        assert_same(*after)
+        assert providers[1][1].cached() == 5
+
+    assert in_child(child) == 0, "the child's fast measurements differ from the SDK's"
 
 
 # -- pinned: what the fast path assumes of the SDK ----------------------------------------------------

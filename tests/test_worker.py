@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 from otel_showmax._worker import BatchWorker
+from tests._fork import in_child
 
 
 class _Exporter:
@@ -69,23 +69,12 @@ def test_a_worker_held_in_a_parent_starts_its_own_thread_in_a_child():
     worker = _worker(exporter)
     assert worker.hold() is True
     worker.put("parent")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: a fresh queue and a thread of its own
-        code = 1
-        try:
-            worker.put("child")
-            ok = worker.flush(5.0)
-            got = [i for batch in exporter.batches for i in batch]
-            code = 0 if ok and got == ["child"] else 3
-        finally:
-            os.write(write, bytes([code]))
-            os._exit(0)
-    os.close(write)
-    status = os.read(read, 1)
-    os.waitpid(pid, 0)
-    os.close(read)
-    assert status == b"\x00"
+    def child() -> bool:  # a fresh queue and a thread of its own
+        worker.put("child")
+        ok = worker.flush(5.0)
+        return ok and [i for batch in exporter.batches for i in batch] == ["child"]
+
+    assert in_child(child) == 0
     assert worker.pending() == 1 and exporter.batches == []  # the parent's item stays held
     assert worker.shutdown(5.0) is True
     assert exporter.batches == [["parent"]]
