@@ -117,10 +117,11 @@ def _console(signal: str) -> Any:
     return ConsoleMetricExporter(out=sys.stderr)
 
 
-# What make_exporter imports, per protocol (and for metrics), besides what setup() already has.
+# What make_exporter imports, per protocol (and for metrics), besides what setup() already has;
+# requests (and urllib3) only in the HTTP exporters' constructors. tests/test_preload.py keeps it whole.
 _PRELOAD = {
-    "http/protobuf": ("otel_showmax._lean_exporters", "requests"),  # requests (urllib3): imported by the
-    "grpc": ("otel_showmax._lean_grpc", "grpc.experimental.gevent"),  # exporters' constructors
+    "http/protobuf": ("otel_showmax._lean_exporters", "requests"),
+    "grpc": ("otel_showmax._lean_grpc", "grpc.experimental.gevent"),
 }
 _PRELOAD_METRICS = {
     "http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter",
