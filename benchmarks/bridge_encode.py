@@ -27,7 +27,7 @@ def queued_records(n: int) -> list:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_showmax._bridge import BridgeHandler
+    from otel_showmax._pipeline.log_bridge import BridgeHandler
 
     tracer = TracerProvider(resource=Resource.create({"service.name": "catalogue"})).get_tracer("bench")
     queued: list = []
@@ -65,8 +65,8 @@ def main() -> None:
     from opentelemetry.sdk._logs import LogRecordLimits
     from opentelemetry.sdk.resources import Resource
 
-    from otel_showmax._bridge import Converter
-    from otel_showmax._encode import encode_logs
+    from otel_showmax._export.protobuf import encode_logs
+    from otel_showmax._pipeline.log_bridge import Converter
 
     resource = Resource.create({"service.name": "catalogue", "process.pid": os.getpid()})
     injected = frozenset(("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName"))

@@ -1,4 +1,4 @@
-"""Per-span and per-log-record OTLP encoding cost: otel_showmax._encode vs upstream.
+"""Per-span and per-log-record OTLP encoding cost: otel_showmax._export.protobuf vs upstream.
 
 Usage: .venv/bin/python benchmarks/encode.py [--batch 512] [--rounds 30]
 
@@ -117,7 +117,7 @@ def main() -> None:
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as up_logs
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as up_spans
 
-    from otel_showmax import _encode
+    from otel_showmax._export import protobuf as _encode
 
     spans = falcon_spans(args.batch)
     logs = request_logs(args.batch)

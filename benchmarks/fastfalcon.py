@@ -1,4 +1,4 @@
-"""Per-request cost of Falcon tracing: bare / upstream instrumentation / otel_showmax._fastfalcon.
+"""Per-request cost of Falcon tracing: bare / upstream instrumentation / otel_showmax._instrumentation.falcon_app.
 
     .venv/bin/python benchmarks/fastfalcon.py             # 7 alternated rounds of 2,000 requests
     .venv/bin/python benchmarks/fastfalcon.py --quick     # 3 rounds of 500
@@ -13,7 +13,7 @@ processor that counts spans, so the run can check one span per traced request) a
 - ``span-floor``        bare, plus one SDK span started with upstream's 13 request attributes and
   ended with its 4 response attributes — no context, no metrics: the SDK's share of the cost;
 - ``upstream``          opentelemetry-instrumentation-falcon's app class (what FalconInstrumentor installs);
-- ``fast``              otel_showmax._fastfalcon.TracedApp (same spans and metrics: tests/test_fastfalcon.py);
+- ``fast``              otel_showmax._instrumentation.falcon_app.TracedApp (same spans and metrics);
 - ``fast-validated``    the same on the SDK's TracerProvider and ``set_attributes``: every attribute
   validated by the SDK (the global provider is otel_showmax's, which takes ``TrustedAttributes`` as built);
 - ``fast-sync-active``  the same, with upstream's synchronous active-requests counter (``active_requests="upstream"``);
@@ -56,7 +56,7 @@ from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
-from otel_showmax._compat import ShowmaxTracerProvider  # noqa: E402
+from otel_showmax._upstream import ShowmaxTracerProvider  # noqa: E402
 
 CONFIGS = (
     "bare", "span-floor", "upstream", "fast", "fast-validated", "fast-sync-active", "fast-no-histogram",
@@ -79,8 +79,8 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
-    from otel_showmax import _fastfalcon
     from otel_showmax import falcon as showmax_falcon
+    from otel_showmax._instrumentation import falcon_app as _fastfalcon
 
     showmax_falcon.instrument(redact_query_params=("token",), excluded_urls=("^/health",))
     apps: dict[str, Any] = {"bare": falcon.app.App()}  # Falcon's own class: never traced
@@ -109,7 +109,7 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
 
 def sdk_set_attributes(app: Any) -> Any:
     """``app`` with _fastfalcon's response attributes set through the SDK's ``set_attributes``."""
-    from otel_showmax import _fastfalcon
+    from otel_showmax._instrumentation import falcon_app as _fastfalcon
 
     trusted = _fastfalcon.set_trusted_attributes
 

@@ -1,4 +1,4 @@
-"""µs per histogram measurement: the SDK's Histogram.record against otel_showmax._fastmetrics.
+"""µs per histogram measurement: the SDK's Histogram.record against otel_showmax._instrumentation.instruments.
 
     .venv/bin/python benchmarks/fastmetrics.py             # 7 alternated rounds of 20000 calls
     .venv/bin/python benchmarks/fastmetrics.py --quick     # 3 rounds of 5000
@@ -29,7 +29,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_showmax._fastmetrics import FastHistogram, attribute_key
+from otel_showmax._instrumentation.instruments import FastHistogram, attribute_key
 
 SETS = 20
 VARIANTS = {

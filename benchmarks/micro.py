@@ -243,7 +243,7 @@ def child_encode(batch: int, rounds: int) -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as up_logs
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as up_spans
 
-    from otel_showmax import _encode
+    from otel_showmax._export import protobuf as _encode
 
     spans = encode.falcon_spans(batch)
     logs = encode.request_logs(batch)
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
               f"repeat call, different options (warns once): {med([r['different_us'] for r in s]):.2f} µs."]
     lines += ["", f"#### Export encoding (batch of 512; Falcon server span with {enc['span_attributes']} attributes; "
               "request-log-shaped record; CPU µs per item)", "",
-              "| item | upstream encoder | otel_showmax._encode | speed-up |", "|---|---|---|---|"]
+              "| item | upstream encoder | otel_showmax._export.protobuf | speed-up |", "|---|---|---|---|"]
     for item in ("spans", "logs"):
         e = enc[item]
         lines.append(f"| {item[:-1]} | {e['upstream_median']:.2f} | {e['ours_median']:.2f} "

@@ -17,12 +17,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _bridge, _diag, _logging, _metrics, _resource, _tracing
-from ._compat import set_resource
+from . import _diag
 from ._config import Config, Provenance, resolve
-from ._exporters import preload_when_safe as preload_exporters
-from ._exporters import quiet_upstream_loggers
-from ._worker import BatchWorker
+from ._export.exporters import preload_when_safe as preload_exporters
+from ._export.exporters import quiet_upstream_loggers
+from ._export.worker import BatchWorker
+from ._pipeline import (
+    log_bridge as _bridge,
+)
+from ._pipeline import (
+    logs as _logging,
+)
+from ._pipeline import (
+    metrics as _metrics,
+)
+from ._pipeline import (
+    resource as _resource,
+)
+from ._pipeline import (
+    traces as _tracing,
+)
+from ._upstream import set_resource
 
 _lock = threading.RLock()
 _state: State | None = None

@@ -16,7 +16,7 @@ __all__ = ["build_parser", "main"]
 
 
 def _receive(args: argparse.Namespace) -> int:
-    from ._live import run_receive
+    from ._cli.receive import run_receive
 
     grpc_port = None if args.no_grpc else args.grpc_port
     color = False if args.no_color else None
@@ -25,13 +25,13 @@ def _receive(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from ._doctor import run_doctor
+    from ._cli.doctor import run_doctor
 
     return run_doctor(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from ._cli.demo import run_demo
 
     return run_demo(args)
 

@@ -1,6 +1,6 @@
 """Falcon tracing with production defaults, redaction, and one request log per request.
 
-``instrument()`` puts a thin subclass of ``otel_showmax._fastfalcon.TracedApp`` in ``falcon.App``:
+``instrument()`` puts a thin subclass of ``otel_showmax._instrumentation.falcon_app.TracedApp`` in ``falcon.App``:
 opentelemetry-instrumentation-falcon's spans and HTTP metrics with less work per request (golden
 tests: tests/test_fastfalcon.py). Span names, kinds, status and attribute keys are upstream's,
 apart from these deliberate differences (and those listed in ``_fastfalcon``):
@@ -48,9 +48,9 @@ from opentelemetry.trace import SpanKind, get_current_span
 from opentelemetry.util.http import get_custom_headers, sanitize_method
 
 from . import _diag
-from ._compat import TrustedAttributes, set_trusted_attributes
-from ._fastfalcon import TracedApp, uninstrument_apps
-from ._redact import HEADER_MASK, QueryRedactor, check_patterns
+from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
+from ._instrumentation.redaction import HEADER_MASK, QueryRedactor, check_patterns
+from ._upstream import TrustedAttributes, set_trusted_attributes
 
 __all__ = [
     "REQUEST_LOG_FIELDS",

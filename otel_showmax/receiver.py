@@ -28,11 +28,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ._blackhole import Blackhole, dead_port
-from ._otlp_decode import REQUEST_TYPES, decode
-from ._receiver_grpc import OTLPGrpcReceiver
-from ._receiver_process import ReceiverProcess
-from ._receiver_store import Mode, Store, StoreView
+from ._receiver.decode import REQUEST_TYPES, decode
+from ._receiver.faults import Blackhole, dead_port
+from ._receiver.grpc import OTLPGrpcReceiver
+from ._receiver.process import ReceiverProcess
+from ._receiver.store import Mode, Store, StoreView
 
 __all__ = ["DEFAULT_MAX_BODY", "Blackhole", "OTLPGrpcReceiver", "OTLPReceiver", "ReceiverProcess", "dead_port"]
 
@@ -272,6 +272,6 @@ class OTLPReceiver(StoreView):
 
 
 if __name__ == "__main__":
-    from ._receiver_process import main
+    from ._receiver.process import main
 
     raise SystemExit(main())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from . import _bridge, _compat, _diag, _exporters, _setup
+from . import _diag, _setup
+from . import _upstream as _compat
+from ._export import exporters as _exporters
+from ._pipeline import log_bridge as _bridge
 
 
 def reset(timeout: float = 0.5) -> None:

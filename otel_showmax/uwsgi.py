@@ -87,7 +87,8 @@ _held: list[Any] = []
 
 def _export_workers() -> list[Any]:
     """The span and log BatchWorkers of this process's configuration."""
-    from . import _compat, _setup
+    from . import _setup
+    from . import _upstream as _compat
 
     state = _setup.get_state()
     if state is not None:

@@ -12,7 +12,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_showmax._bridge import BridgeHandler, Converter
+from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 
 RESOURCE = Resource.create({"service.name": "golden"})
 
@@ -129,7 +129,7 @@ def test_oversized_attribute_values_are_truncated(logger):
 
 
 def test_undecodable_text_does_not_lose_the_batch():
-    from otel_showmax._encode import encode_logs as lean_encode
+    from otel_showmax._export.protobuf import encode_logs as lean_encode
 
     queued: list = []
     handler = BridgeHandler(queued.append)

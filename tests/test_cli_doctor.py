@@ -47,7 +47,7 @@ def test_a_correct_set_up_exits_0_and_reaches_the_collector(receiver):
     assert receiver.spans[0]["resource"]["service.name"] == "doctor-good"
     root = next(n for n in report["logging_tree"] if n["logger"] == "root")
     assert [(h["type"], h["otel_export"]) for h in root["handlers"]] == [
-        ("logging.StreamHandler", None), ("otel_showmax._bridge.BridgeHandler", "bridge")]
+        ("logging.StreamHandler", None), ("otel_showmax._pipeline.log_bridge.BridgeHandler", "bridge")]
 
 
 def test_unreachable_endpoint(receiver):
@@ -70,7 +70,7 @@ def test_logging_instrumentation_handler_plus_setup_exports_twice(receiver):
     assert code == 1
     assert errors(report) == [("logging", "records logged to 'catalogue' are exported 2 times: "
                                "opentelemetry.instrumentation.logging.handler.LoggingHandler on 'catalogue', "
-                               "otel_showmax._bridge.BridgeHandler on 'root'")]
+                               "otel_showmax._pipeline.log_bridge.BridgeHandler on 'root'")]
 
 
 def test_grpc_under_gevent_without_gevent_support(receiver):

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_showmax._live import TraceAssembler
-from otel_showmax._render import render_traces
+from otel_showmax._cli.receive import TraceAssembler
+from otel_showmax._cli.render import render_traces
 
 DATA = Path(__file__).parent / "data" / "render"
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_showmax import _compat
+from otel_showmax import _upstream as _compat
 
 
 def test_providers_still_have_the_fork_hook_we_override():
@@ -60,7 +60,7 @@ def test_reset_globals_allows_setting_providers_again():
 def test_upstream_log_handler_translation_matches_our_reserved_names():
     from opentelemetry.instrumentation.logging import handler
 
-    from otel_showmax._bridge import RESERVED
+    from otel_showmax._pipeline.log_bridge import RESERVED
 
     assert frozenset(handler._RESERVED_ATTRS) == RESERVED
     assert "record" in inspect.signature(handler.LoggingHandler._translate).parameters

@@ -330,7 +330,7 @@ def test_bridge_does_not_export_injected_fields():
     from opentelemetry.sdk._logs import LogRecordLimits
     from opentelemetry.sdk.resources import Resource
 
-    from otel_showmax._bridge import BridgeHandler, Converter
+    from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 
     correlation.install("plain", service_name="svc")
     queued: list = []

@@ -1,4 +1,4 @@
-"""Golden tests: otel_showmax._encode writes exactly the bytes upstream's OTLP encoder writes.
+"""Golden tests: otel_showmax._export.protobuf writes exactly the bytes upstream's OTLP encoder writes.
 
 Every comparison is against ``encode_spans(spans).SerializePartialToString()`` /
 ``encode_logs(records).SerializePartialToString()`` from opentelemetry-exporter-otlp-proto-common,
@@ -38,8 +38,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from otel_showmax import _encode
-from otel_showmax._lean_exporters import LeanOTLPLogExporter, LeanOTLPSpanExporter
+from otel_showmax._export import protobuf as _encode
+from otel_showmax._export.otlp_http import LeanOTLPLogExporter, LeanOTLPSpanExporter
 
 Version = namedtuple("Version", "major minor")
 
@@ -706,7 +706,7 @@ def test_records_made_by_our_logging_bridge():
     import logging
     import sys
 
-    from otel_showmax._bridge import Converter, _Pending
+    from otel_showmax._pipeline.log_bridge import Converter, _Pending
 
     resource = Resource.create({"service.name": "bridge"})
     converter = Converter(lambda: resource, LogRecordLimits(), frozenset({"otelTraceID", "otelSpanID"}))

@@ -25,9 +25,11 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 import otel_showmax
-from otel_showmax import _config, _encode, _logging, _setup
-from otel_showmax._bridge import BridgeHandler, Converter, _Pending
-from otel_showmax._encode import EncodedLogs, encode_logs
+from otel_showmax import _config, _setup
+from otel_showmax._export import protobuf as _encode
+from otel_showmax._export.protobuf import EncodedLogs, encode_logs
+from otel_showmax._pipeline import logs as _logging
+from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter, _Pending
 
 RESOURCE = Resource.create({"service.name": "catalogue", "deployment.environment.name": "test"})
 INJECTED = frozenset(("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName"))

@@ -8,8 +8,9 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.trace import Link, Status, StatusCode
 
 import otel_showmax
-from otel_showmax import _encode, _escape
-from otel_showmax._escape import encode_spans, escaped
+from otel_showmax._export import protobuf as _encode
+from otel_showmax._export import utf8 as _escape
+from otel_showmax._export.utf8 import encode_spans, escaped
 
 BAD = "\udcff"
 

@@ -25,8 +25,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_showmax.falcon as showmax_falcon
 from otel_showmax import _settings, correlation
-from otel_showmax._bridge import BridgeHandler, Converter
-from otel_showmax._redact import QueryRedactor
+from otel_showmax._instrumentation.redaction import QueryRedactor
+from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"
 ORIGINAL_APP = falcon.App

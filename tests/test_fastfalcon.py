@@ -1,4 +1,4 @@
-"""Golden tests: otel_showmax._fastfalcon produces upstream's telemetry (opentelemetry-instrumentation-falcon).
+"""Golden tests: otel_showmax._instrumentation.falcon_app gives upstream's telemetry (instrumentation-falcon).
 
 The same Falcon app serves the same WSGI requests twice — through upstream's FalconInstrumentor and
 through ``TracedApp`` — each with its own TracerProvider/MeterProvider and in-memory exporter/reader;
@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_showmax import _fastfalcon
-from otel_showmax._compat import ShowmaxTracerProvider
-from otel_showmax._fastfalcon import TracedApp
+from otel_showmax._instrumentation import falcon_app as _fastfalcon
+from otel_showmax._instrumentation.falcon_app import TracedApp
+from otel_showmax._upstream import ShowmaxTracerProvider
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -824,7 +824,7 @@ def test_a_processor_added_later_sees_the_attributes_at_start(semconv: Any, env_
 
 
 def test_set_trusted_attributes_follows_the_sdk_on_ended_spans_and_repeated_keys(caplog: Any) -> None:
-    from otel_showmax._compat import TrustedAttributes, set_trusted_attributes
+    from otel_showmax._upstream import TrustedAttributes, set_trusted_attributes
 
     spans = []
     for provider, set_attributes in zip(PROVIDERS, (sdk_set_attributes, set_trusted_attributes), strict=True):
@@ -883,7 +883,7 @@ def test_traced_app_subclasses_falcons_own_app_even_while_upstream_is_on() -> No
         "from opentelemetry.instrumentation.falcon import FalconInstrumentor\n"
         "FalconInstrumentor().instrument()\n"
         "assert falcon.App is not falcon.app.App\n"
-        "from otel_showmax._fastfalcon import TracedApp\n"
+        "from otel_showmax._instrumentation.falcon_app import TracedApp\n"
         "assert TracedApp.__bases__ == (falcon.app.App,), TracedApp.__mro__\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

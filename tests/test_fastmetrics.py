@@ -1,4 +1,4 @@
-"""otel_showmax._fastmetrics: the same exported metrics as the SDK's own record/add, for less.
+"""otel_showmax._instrumentation.instruments: the same exported metrics as the SDK's own record/add, for less.
 
 Golden tests replay one sequence of measurements and collections through the SDK instrument and
 through the fast wrapper on two identical MeterProviders, on a controlled clock, and compare every
@@ -42,9 +42,9 @@ from opentelemetry.sdk.metrics.view import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_showmax import _fastmetrics
-from otel_showmax._compat import ShowmaxMeterProvider
-from otel_showmax._fastmetrics import FastCounter, FastHistogram, FastUpDownCounter, attribute_key, fast
+from otel_showmax._instrumentation import instruments as _fastmetrics
+from otel_showmax._instrumentation.instruments import FastCounter, FastHistogram, FastUpDownCounter, attribute_key, fast
+from otel_showmax._upstream import ShowmaxMeterProvider
 from tests._fork import in_child
 
 RESOURCE = Resource({"service.name": "fastmetrics"})

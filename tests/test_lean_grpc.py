@@ -23,8 +23,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_showmax import _bridge, _config, _encode, _exporters
-from otel_showmax._lean_grpc import LOGS_METHOD, SPANS_METHOD, LeanGrpcLogExporter, LeanGrpcSpanExporter, RawClient
+from otel_showmax import _config
+from otel_showmax._export import exporters as _exporters
+from otel_showmax._export import protobuf as _encode
+from otel_showmax._export.otlp_grpc import (
+    LOGS_METHOD,
+    SPANS_METHOD,
+    LeanGrpcLogExporter,
+    LeanGrpcSpanExporter,
+    RawClient,
+)
+from otel_showmax._pipeline import log_bridge as _bridge
 
 RESOURCE = Resource.create({"service.name": "catalogue", "deployment.environment.name": "test"})
 

@@ -16,7 +16,8 @@ import pytest
 CHILD = textwrap.dedent("""
     import json, sys
     import otel_showmax
-    from otel_showmax import _config, _exporters
+    from otel_showmax import _config
+    from otel_showmax._export import exporters as _exporters
 
     protocol = sys.argv[1]
     import gevent.monkey
@@ -56,7 +57,7 @@ def test_setup_without_exporters_imports_none_of_them(protocol):
         import otel_showmax
         otel_showmax.setup(service_name="x", protocol="{protocol}", traces_exporter="none", logs_exporter="none",
                            metrics_exporter="none")
-        print("requests" in sys.modules, "grpc" in sys.modules, "otel_showmax._lean_exporters" in sys.modules)
+        print("requests" in sys.modules, "grpc" in sys.modules, "otel_showmax._export.otlp_http" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["False", "False", "False"]

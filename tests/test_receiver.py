@@ -33,8 +33,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_showmax._otlp_decode import any_value
-from otel_showmax._receiver_process import read_jsonl
+from otel_showmax._receiver.decode import any_value
+from otel_showmax._receiver.process import read_jsonl
 from otel_showmax.receiver import Blackhole, OTLPGrpcReceiver, OTLPReceiver, ReceiverProcess, dead_port
 
 RESOURCE = Resource.create({"service.name": "catalogue", "deployment.environment.name": "test"})

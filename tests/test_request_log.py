@@ -28,8 +28,8 @@ from opentelemetry.util.http import sanitize_method
 
 import otel_showmax.falcon as showmax_falcon
 from otel_showmax import correlation
-from otel_showmax._bridge import BridgeHandler, Converter
-from otel_showmax._encode import EncodedLogs
+from otel_showmax._export.protobuf import EncodedLogs
+from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 from tests._records import ListHandler
 
 RESOURCE = Resource.create({"service.name": "request-log"})

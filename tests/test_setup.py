@@ -9,7 +9,9 @@ import pytest
 from opentelemetry import _logs, metrics, trace
 
 import otel_showmax
-from otel_showmax import _bridge, _compat, _setup
+from otel_showmax import _setup
+from otel_showmax import _upstream as _compat
+from otel_showmax._pipeline import log_bridge as _bridge
 from tests._net import free_port
 
 

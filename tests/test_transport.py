@@ -7,9 +7,9 @@ import requests
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 
-from otel_showmax import _exporters
 from otel_showmax._config import resolve
-from otel_showmax._lean_exporters import LeanOTLPSpanExporter, use_urllib3
+from otel_showmax._export import exporters as _exporters
+from otel_showmax._export.otlp_http import LeanOTLPSpanExporter, use_urllib3
 
 
 @pytest.fixture(autouse=True)

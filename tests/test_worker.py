@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from otel_showmax._worker import BatchWorker
+from otel_showmax._export.worker import BatchWorker
 from tests._fork import in_child
 
 

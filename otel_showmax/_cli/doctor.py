@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from ._doctor_report import Finding, Report
+from .doctor_report import Finding, Report
 
 __all__ = ["load_app", "run_doctor"]
 
@@ -57,7 +57,7 @@ def _config_facts(config: Any) -> dict[str, tuple[Any, str]]:
 
 
 def _connectivity(config: Any, timeout: float, report: Report) -> None:
-    from ._probe import probe_in_subprocess
+    from .probe import probe_in_subprocess
 
     targets = []
     for signal in ("traces", "logs", "metrics"):
@@ -124,8 +124,8 @@ def run_doctor(args: Any) -> int:
     """Run every check for the ``otel-showmax doctor`` arguments; print the report; return the exit status."""
     import otel_showmax
 
-    from ._doctor_env import app_from_server_options, check_gevent, check_server
-    from ._doctor_logging import check_logging, logging_tree
+    from .doctor_env import app_from_server_options, check_gevent, check_server
+    from .doctor_logging import check_logging, logging_tree
 
     report = Report()
     if not args.app:

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _diag, _threads
-from ._compat import stop_retrying
+from .. import _diag, _threads
+from .._upstream import stop_retrying
 
 REASONS = ("queue_full", "export_failed", "shutdown")
 MAX_BACKOFF = 30.0

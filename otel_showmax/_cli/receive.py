@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ._render import render_logs, render_trace
+from .render import render_logs, render_trace
 
 __all__ = ["TraceAssembler", "run_receive"]
 
@@ -106,9 +106,9 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
     Returns:
         The process exit status: 0, or 2 when a port cannot be bound.
     """
-    from ._receiver_grpc import OTLPGrpcReceiver
-    from ._receiver_store import Store
-    from .receiver import OTLPReceiver
+    from .._receiver.grpc import OTLPGrpcReceiver
+    from .._receiver.store import Store
+    from ..receiver import OTLPReceiver
 
     out = stream or sys.stdout
     if color is None:

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._render import render_traces
-from .receiver import OTLPReceiver
+from ..receiver import OTLPReceiver
+from .render import render_traces
 
 __all__ = ["ROOT", "run_demo"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "catalogue"
 COLLECTOR = ROOT / "collector" / "_build" / "otelcol-showmax"
 COLLECTOR_CONFIG = ROOT / "collector" / "demo-agent.yaml"
@@ -175,7 +175,7 @@ def _wait_for_telemetry(receiver: OTLPReceiver, spans: int, minimum: int, deadli
 def _keep_running(receiver: OTLPReceiver, procs: _Processes, ports: dict[str, int], color: bool,
                   say: Callable[[str], None]) -> None:
     """Print new traces as they complete until Ctrl-C (or SIGTERM)."""
-    from ._live import TraceAssembler
+    from .receive import TraceAssembler
 
     def write(text: str) -> None:
         sys.stdout.write(text)

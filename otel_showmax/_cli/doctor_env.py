@@ -9,7 +9,7 @@ import shlex
 import sys
 from typing import Any
 
-from ._doctor_report import Finding
+from .doctor_report import Finding
 
 __all__ = ["check_gevent", "check_server", "grpc_channels", "parse_uwsgi_options"]
 
@@ -60,7 +60,7 @@ def check_gevent(grpc_signals: list[str]) -> tuple[dict[str, Any], list[Finding]
             findings.append(Finding(
                 "gevent", "ok", f"gRPC export ({', '.join(grpc_signals)}) under gevent: otel_showmax calls "
                 "grpc.experimental.gevent.init_gevent() before its first channel and exports on real OS threads"))
-    from .gevent import check_monkey_patch
+    from ..gevent import check_monkey_patch
 
     for problem in check_monkey_patch():  # patch order, partial patching, SDK workers as greenlets
         findings.append(Finding("gevent", "warning", problem,

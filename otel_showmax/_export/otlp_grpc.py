@@ -2,7 +2,7 @@
 
 Upstream's gRPC exporters (opentelemetry-exporter-otlp-proto-grpc) build protobuf messages with
 their encoder and let the stub serialize them. These subclasses put the same request on the same
-channel already serialized by ``otel_showmax._encode`` (byte-identical, several times cheaper per
+channel already serialized by ``otel_showmax._export.protobuf`` (byte-identical, several times cheaper per
 item); everything else — retries and their back-off, deadlines, reconnection on UNAVAILABLE,
 compression, headers, credentials, exporter metrics — stays upstream's ``_export``. A span with
 invalid UTF-8 text is exported escaped, as over OTLP/HTTP, instead of failing its batch.
@@ -22,8 +22,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ._encode import encode_logs
-from ._escape import encode_spans
+from .protobuf import encode_logs
+from .utf8 import encode_spans
 
 __all__ = ["LOGS_METHOD", "SPANS_METHOD", "LeanGrpcLogExporter", "LeanGrpcSpanExporter"]
 

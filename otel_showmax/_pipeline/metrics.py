@@ -10,11 +10,11 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 
-from . import _diag, _threads
-from ._compat import SUPPRESS_KEY, ShowmaxMeterProvider, metric_preferences, stop_retrying
-from ._config import Config
-from ._exporters import make_exporter
-from ._worker import Event, Stats
+from .. import _diag, _threads
+from .._config import Config
+from .._export.exporters import make_exporter
+from .._export.worker import Event, Stats
+from .._upstream import SUPPRESS_KEY, ShowmaxMeterProvider, metric_preferences, stop_retrying
 
 
 class PeriodicReader(MetricReader):

@@ -7,10 +7,10 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, sampling
 
-from ._compat import ShowmaxTracerProvider
-from ._config import Config
-from ._exporters import make_exporter
-from ._worker import BatchWorker
+from .._config import Config
+from .._export.exporters import make_exporter
+from .._export.worker import BatchWorker
+from .._upstream import ShowmaxTracerProvider
 
 
 class WorkerSpanProcessor(SpanProcessor):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ._doctor_report import Finding
+from .doctor_report import Finding
 
 __all__ = ["check_logging", "logging_tree"]
 
@@ -24,7 +24,7 @@ def _loggers() -> list[tuple[str, logging.Logger]]:
 def exporter_kind(handler: logging.Handler) -> str | None:
     """``bridge`` for otel_showmax's bridge, ``upstream`` for an OpenTelemetry LoggingHandler, else None."""
     cls = type(handler)
-    if cls.__module__ == "otel_showmax._bridge" and cls.__name__ == "BridgeHandler":
+    if cls.__module__ == "otel_showmax._pipeline.log_bridge" and cls.__name__ == "BridgeHandler":
         return "bridge"
     if cls.__name__ == "LoggingHandler" and cls.__module__.startswith("opentelemetry"):
         return "upstream"

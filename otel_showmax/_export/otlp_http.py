@@ -1,4 +1,4 @@
-"""OTLP/HTTP span and log exporters that encode with otel_showmax._encode (spans via _escape).
+"""OTLP/HTTP span and log exporters that encode with otel_showmax._export.protobuf (spans via _escape).
 
 They are upstream's exporters (opentelemetry-exporter-otlp-proto-http) with ``export()`` copied
 line for line, except for the encoding call: the same shutdown check, exporter metrics,
@@ -24,8 +24,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
-from ._encode import encode_logs
-from ._escape import encode_spans  # the lean encoder; invalid UTF-8 text escaped instead of failing the batch
+from .protobuf import encode_logs
+from .utf8 import encode_spans  # the lean encoder; invalid UTF-8 text escaped instead of failing the batch
 
 __all__ = ["LeanOTLPLogExporter", "LeanOTLPSpanExporter", "use_urllib3"]
 

@@ -87,7 +87,7 @@ def _sampler_ignores_attributes(sampler: Any) -> bool:
 
 def _quiet_on_start() -> frozenset[Any]:
     """``on_start`` methods that do nothing (a span's attributes set after them go unseen)."""
-    from ._tracing import WorkerSpanProcessor
+    from ._pipeline.traces import WorkerSpanProcessor
 
     return frozenset((SpanProcessor.on_start, SimpleSpanProcessor.on_start, BatchSpanProcessor.on_start,
                       WorkerSpanProcessor.on_start))

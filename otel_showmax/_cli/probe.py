@@ -1,6 +1,6 @@
 """Connectivity check for ``otel-showmax doctor``: one test item per configured OTLP endpoint.
 
-Runs in a fresh process (``python -m otel_showmax._probe`` reading the targets as JSON on stdin)
+Runs in a fresh process (``python -m otel_showmax._cli.probe`` reading the targets as JSON on stdin)
 so that whatever the inspected app did to this interpreter — gevent monkey-patching, a gRPC
 channel created before patching — cannot hang or skew the check.
 """
@@ -134,7 +134,7 @@ def probe_in_subprocess(targets: list[dict[str, Any]], timeout: float) -> list[d
 
     payload = json.dumps({"targets": targets, "timeout": timeout})
     try:
-        done = subprocess.run([sys.executable, "-m", "otel_showmax._probe"], input=payload, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "otel_showmax._cli.probe"], input=payload, capture_output=True,
                               text=True, timeout=timeout * max(1, len(targets)) + 15)
         return json.loads(done.stdout)
     except (subprocess.TimeoutExpired, ValueError) as error:

@@ -30,9 +30,8 @@ from opentelemetry.semconv._incubating.attributes import event_attributes
 from opentelemetry.semconv.attributes import exception_attributes, otel_attributes
 from opentelemetry.trace import get_current_span
 
-from . import _diag
-from ._compat import SUPPRESS_KEY
-from ._encode import (
+from .. import _diag
+from .._export.protobuf import (
     EncodedLogs,
     encode_prepared_logs,
     encode_scoped_logs,
@@ -42,6 +41,7 @@ from ._encode import (
     severity_fields,
     trace_fields,
 )
+from .._upstream import SUPPRESS_KEY
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(

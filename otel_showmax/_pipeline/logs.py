@@ -7,11 +7,11 @@ from typing import Any
 from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from ._bridge import BridgeHandler, Converter
-from ._compat import ShowmaxLoggerProvider
-from ._config import Config
-from ._exporters import make_exporter
-from ._worker import BatchWorker
+from .._config import Config
+from .._export.exporters import make_exporter
+from .._export.worker import BatchWorker
+from .._upstream import ShowmaxLoggerProvider
+from .log_bridge import BridgeHandler, Converter
 
 
 class WorkerLogProcessor(LogRecordProcessor):

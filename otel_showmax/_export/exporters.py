@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import Any
 
-from . import _diag, _threads
-from ._config import ExporterConfig
+from .. import _diag, _threads
+from .._config import ExporterConfig
 
 _grpc_gevent_ready = False
 
@@ -43,7 +43,7 @@ def _otlp_http(signal: str, ec: ExporterConfig) -> Any:
     }
     # Spans and logs: upstream's exporters with our lean encoder (byte-identical output, ~6x less
     # CPU per span; tests/test_encode.py proves both).
-    from ._lean_exporters import LeanOTLPLogExporter, LeanOTLPSpanExporter, use_urllib3
+    from .otlp_http import LeanOTLPLogExporter, LeanOTLPSpanExporter, use_urllib3
 
     exporter: Any
     if signal == "traces":
@@ -91,11 +91,11 @@ def _otlp_grpc(signal: str, ec: ExporterConfig) -> Any:
     }
     # Spans and logs: upstream's exporters sending the lean encoder's bytes (tests/test_lean_grpc.py).
     if signal == "traces":
-        from ._lean_grpc import LeanGrpcSpanExporter
+        from .otlp_grpc import LeanGrpcSpanExporter
 
         return LeanGrpcSpanExporter(**kwargs)
     if signal == "logs":
-        from ._lean_grpc import LeanGrpcLogExporter
+        from .otlp_grpc import LeanGrpcLogExporter
 
         return LeanGrpcLogExporter(**kwargs)
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -120,8 +120,8 @@ def _console(signal: str) -> Any:
 # What make_exporter imports, per protocol (and for metrics), besides what setup() already has;
 # requests (and urllib3) only in the HTTP exporters' constructors. tests/test_preload.py keeps it whole.
 _PRELOAD = {
-    "http/protobuf": ("otel_showmax._lean_exporters", "requests"),
-    "grpc": ("otel_showmax._lean_grpc", "grpc.experimental.gevent"),
+    "http/protobuf": ("otel_showmax._export.otlp_http", "requests"),
+    "grpc": ("otel_showmax._export.otlp_grpc", "grpc.experimental.gevent"),
 }
 _PRELOAD_METRICS = {
     "http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter",

@@ -52,8 +52,8 @@ def _write_atomically(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m otel_showmax.receiver``; runs until SIGTERM or SIGINT."""
-    from ._receiver_grpc import OTLPGrpcReceiver
-    from .receiver import OTLPReceiver
+    from ..receiver import OTLPReceiver
+    from .grpc import OTLPGrpcReceiver
 
     parser = argparse.ArgumentParser(prog="python -m otel_showmax.receiver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -172,7 +172,7 @@ class ReceiverProcess:
 
     def set_mode(self, mode: str, timeout: float = 5.0) -> None:
         """Switch the child's fault mode (``live``, ``blackhole``, ``status:CODE``); returns once applied."""
-        from ._receiver_store import Mode
+        from .store import Mode
 
         Mode(mode)  # fail here, not in the child
         if self._proc is None or self._dir is None:

@@ -11,8 +11,8 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from ._otlp_decode import decode
-from ._receiver_store import Mode, Store, StoreView
+from .decode import decode
+from .store import Mode, Store, StoreView
 
 __all__ = ["OTLPGrpcReceiver"]
 

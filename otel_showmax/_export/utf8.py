@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, Status
 
-from . import _encode
-from ._bridge import _text  # the same escaping as log records
+from .._pipeline.log_bridge import _text  # the same escaping as log records
+from . import protobuf as _encode
 
 __all__ = ["encode_spans"]
 

@@ -76,9 +76,9 @@ from opentelemetry.util.http import (
     redact_url,
 )
 
-from . import _threads
-from ._compat import TrustedAttributes, set_trusted_attributes
-from ._fastmetrics import FastHistogram
+from .. import _threads
+from .._upstream import TrustedAttributes, set_trusted_attributes
+from .instruments import FastHistogram
 
 # -- upstream's private names: the only place they are used; tests/test_fastfalcon.py checks them ----
 from opentelemetry.instrumentation._semconv import (  # isort: skip

@@ -1,0 +1,1 @@
+"""The ``otel-showmax`` tools: receive, render, demo, doctor and its probe."""
