@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..receiver import OTLPReceiver
+from .._receiver.http import OTLPReceiver
 from .render import render_traces
 
 __all__ = ["ROOT", "run_demo"]

@@ -107,8 +107,8 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
         The process exit status: 0, or 2 when a port cannot be bound.
     """
     from .._receiver.grpc import OTLPGrpcReceiver
+    from .._receiver.http import OTLPReceiver
     from .._receiver.store import Store
-    from ..receiver import OTLPReceiver
 
     out = stream or sys.stdout
     if color is None:

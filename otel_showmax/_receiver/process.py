@@ -52,8 +52,8 @@ def _write_atomically(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m otel_showmax.receiver``; runs until SIGTERM or SIGINT."""
-    from ..receiver import OTLPReceiver
     from .grpc import OTLPGrpcReceiver
+    from .http import OTLPReceiver
 
     parser = argparse.ArgumentParser(prog="python -m otel_showmax.receiver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
