@@ -206,7 +206,7 @@ CATEGORIES = (  # needles match py-spy's short "dir/file.py" names (and a few fu
     ("_worker.py", "export queue put"),
     ("metrics/_internal", "metrics: duration histogram + active-requests counter (SDK)"),
     ("_redact.py", "otel_showmax falcon.py: redaction, request log fields"),
-    ("_fastfalcon.py", "otel_showmax _fastfalcon (span, attributes, metrics calls)"),
+    ("falcon_app.py", "otel_showmax falcon_app (span, attributes, metrics calls)"),
     ("http/__init__.py", "opentelemetry.util.http: header capture, URL helpers"),
     ("wsgi/__init__.py", "instrumentation-wsgi: request/response attributes"),
     ("_semconv.py", "instrumentation semconv helpers"),
@@ -238,7 +238,7 @@ WORKER_CATEGORIES = (
     ("urllib3/", "HTTP client (requests/urllib3/http.client)"),
     ("http/client.py", "HTTP client (requests/urllib3/http.client)"),
     ("socket.py", "HTTP client (requests/urllib3/http.client)"),
-    ("_lean_exporters.py", "HTTP client (otel_showmax lean exporter)"),
+    ("_export/otlp_http.py", "HTTP client (otel_showmax lean exporter)"),
     ("_worker.py", "batch worker loop"),
 )
 

@@ -5,7 +5,7 @@
 Posts the same ExportTraceServiceRequest bodies (empty and ~260 KB, about a batch of 512 spans) to a
 live receiver in its own process, alternating the two transports over rounds; prints the calling
 thread's CPU per export (medians). otel_showmax switches plain-http endpoints to urllib3
-(otel_showmax/_lean_exporters.py, use_urllib3).
+(otel_showmax/_export/otlp_http.py, use_urllib3).
 """
 
 from __future__ import annotations

@@ -11,14 +11,13 @@ correlated to its trace::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import logging
 from typing import Any
 
 from . import _setup
 from ._config import Config, ExporterConfig, Provenance
 from ._errors import ConfigError
+from ._version import __version__
 
 
 def setup(**options: Any) -> Config:

@@ -213,9 +213,19 @@ def _instrument(config: Config, tracer_provider: Any) -> None:
             request_log_level=config.request_log_level,
         )
     if "uwsgi" in sys.modules:
-        from . import uwsgi as uwsgi_support
+        install_uwsgi_hooks()
 
-        uwsgi_support.install()
+
+def install_uwsgi_hooks() -> bool:
+    """Install the uWSGI post-fork and atexit hooks once; False when not under uWSGI."""
+    from ._instrumentation import uwsgi_hooks
+
+    return uwsgi_hooks.install(after_fork=ensure_process, at_exit=shutdown, workers=_published_workers)
+
+
+def _published_workers() -> list[Any] | None:
+    state = get_state()
+    return None if state is None else list(getattr(state, "workers", {}).values())
 
 
 def _uwsgi_master() -> bool:

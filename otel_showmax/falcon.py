@@ -2,8 +2,8 @@
 
 ``instrument()`` puts a thin subclass of ``otel_showmax._instrumentation.falcon_app.TracedApp`` in ``falcon.App``:
 opentelemetry-instrumentation-falcon's spans and HTTP metrics with less work per request (golden
-tests: tests/test_fastfalcon.py). Span names, kinds, status and attribute keys are upstream's,
-apart from these deliberate differences (and those listed in ``_fastfalcon``):
+tests: tests/instrumentation/test_falcon_app.py). Span names, kinds, status and attribute keys are upstream's,
+apart from these deliberate differences (and those listed in ``falcon_app``):
 
 - values of sensitive query parameters are ``REDACTED`` in ``http.target``, ``http.url``,
   ``url.query`` and ``url.full`` (upstream redacts only AWSAccessKeyId/Signature/sig in
@@ -45,12 +45,17 @@ from opentelemetry.instrumentation.falcon import _ENVIRON_EXC as UPSTREAM_EXC_KE
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
 from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp
 from opentelemetry.trace import SpanKind, get_current_span
-from opentelemetry.util.http import get_custom_headers, sanitize_method
+from opentelemetry.util.http import (
+    get_custom_headers,
+    normalise_request_header_name,
+    normalise_response_header_name,
+    sanitize_method,
+)
 
 from . import _diag
 from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
-from ._instrumentation.redaction import HEADER_MASK, QueryRedactor, check_patterns
-from ._upstream import TrustedAttributes, set_trusted_attributes
+from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
+from ._pipeline.tracer import TrustedAttributes, set_trusted_attributes
 
 __all__ = [
     "REQUEST_LOG_FIELDS",
@@ -93,8 +98,8 @@ class UnsupportedAppWarning(RuntimeWarning):
 @dataclass(frozen=True)
 class _Options:
     excluded: re.Pattern[str] | None
-    request_headers: _HeaderCapture
-    response_headers: _HeaderCapture
+    request_headers: HeaderCapture
+    response_headers: HeaderCapture
     redactor: QueryRedactor
     request_log: bool
     logger: logging.Logger
@@ -165,48 +170,12 @@ def _redact_attributes(attributes: dict[str, Any]) -> None:
 # -- hooks called by upstream's trace middleware --------------------------------------------------------
 
 
-class _HeaderCapture:
-    """Upstream's header capture rules (full match to capture, search to sanitise, case-insensitive),
-    compiled once, with the decision per header name cached."""
-
-    __slots__ = ("_cache", "_capture", "_prefix", "_sanitize")
-
-    def __init__(self, capture: tuple[str, ...], sanitize: tuple[str, ...], prefix: str) -> None:
-        self._capture = re.compile("|".join(capture), re.IGNORECASE) if capture else None
-        self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
-        self._prefix = prefix
-        self._cache: dict[str, tuple[str, bool] | None] = {}
-
-    def __bool__(self) -> bool:
-        return self._capture is not None
-
-    def decide(self, name: str) -> tuple[str, bool] | None:
-        """``name`` (dashes) → (attribute key, sensitive) or None when not captured."""
-        decision = self._cache.get(name, False)
-        if decision is False:
-            decision = None
-            if self._capture is not None and self._capture.fullmatch(name):
-                sensitive = bool(self._sanitize is not None and self._sanitize.search(name))
-                decision = (self._prefix + name.lower().replace("-", "_"), sensitive)
-            if len(self._cache) < 512:  # header names are client-chosen: bound the cache
-                self._cache[name] = decision
-        return decision  # type: ignore[return-value]
-
-
 def _request_hook(span: Any, req: Any) -> None:
     options = _options
     if options is None or not options.request_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
         return
     try:
-        decide = options.request_headers.decide
-        # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes
-        # them as they are (_compat.set_trusted_attributes); any other value type goes the SDK's way.
-        attributes = TrustedAttributes()
-        for key, value in req.env.items():
-            if key[:5] == "HTTP_":
-                decision = decide(key[5:].replace("_", "-"))
-                if decision is not None:
-                    attributes[decision[0]] = (HEADER_MASK if decision[1] else value,)
+        attributes = options.request_headers.from_environ(req.env)
         if attributes:
             _set_headers(span, attributes)
     except Exception as error:
@@ -214,6 +183,8 @@ def _request_hook(span: Any, req: Any) -> None:
 
 
 def _set_headers(span: Any, attributes: TrustedAttributes) -> None:
+    # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes them as
+    # they are (set_trusted_attributes); any other value type goes the SDK's way.
     if all(type(value[0]) is str for value in attributes.values()):
         set_trusted_attributes(span, attributes)
     else:
@@ -225,16 +196,9 @@ def _response_hook(span: Any, req: Any, resp: Any) -> None:
     if options is None or not options.response_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
         return
     try:
-        decide = options.response_headers.decide
-        values: dict[str, tuple[str, bool, str]] = {}
-        for key, value in resp.headers.items():
-            decision = decide(key.lower())
-            if decision is not None:
-                name, sensitive = decision
-                values[name] = (name, sensitive, f"{values[name][2]},{value}" if name in values else value)
-        if values:
-            _set_headers(span, TrustedAttributes(
-                (name, (HEADER_MASK if sensitive else value,)) for name, sensitive, value in values.values()))
+        attributes = options.response_headers.from_items(resp.headers.items())
+        if attributes:
+            _set_headers(span, attributes)
     except Exception as error:
         _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
 
@@ -471,8 +435,8 @@ def instrument(
     )
     options = _Options(
         excluded=re.compile("|".join(excluded)) if excluded else None,
-        request_headers=_HeaderCapture(capture_request, sanitize, "http.request.header."),
-        response_headers=_HeaderCapture(capture_response, sanitize, "http.response.header."),
+        request_headers=HeaderCapture(capture_request, sanitize, normalise_request_header_name),
+        response_headers=HeaderCapture(capture_response, sanitize, normalise_response_header_name),
         redactor=QueryRedactor(redact_query_params),
         request_log=bool(request_log),
         logger=logging.getLogger(request_log_logger),

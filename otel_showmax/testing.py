@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from . import _diag, _setup
-from . import _upstream as _compat
+from . import _diag, _setup, _upstream
 from ._export import exporters as _exporters
 from ._pipeline import log_bridge as _bridge
 
@@ -38,6 +37,6 @@ def reset(timeout: float = 0.5) -> None:
     except (ImportError, AttributeError):
         pass
     _exporters.restore_upstream_loggers()
-    _compat.reset_globals()
+    _upstream.reset_globals()
     _setup.clear_state()
     _diag.reset()

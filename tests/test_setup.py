@@ -9,9 +9,9 @@ import pytest
 from opentelemetry import _logs, metrics, trace
 
 import otel_showmax
-from otel_showmax import _setup
-from otel_showmax import _upstream as _compat
+from otel_showmax import _setup, _upstream
 from otel_showmax._pipeline import log_bridge as _bridge
+from otel_showmax._pipeline import providers
 from tests._net import free_port
 
 
@@ -36,11 +36,11 @@ def bridge_handlers() -> list[logging.Handler]:
 def assert_one_pipeline():
     tracer_provider = trace.get_tracer_provider()
     logger_provider = _logs.get_logger_provider()
-    assert isinstance(tracer_provider, _compat.ShowmaxTracerProvider)
-    assert isinstance(logger_provider, _compat.ShowmaxLoggerProvider)
-    assert isinstance(metrics.get_meter_provider(), _compat.ShowmaxMeterProvider)
-    assert len(_compat.span_processors(tracer_provider)) == 1
-    assert len(_compat.log_processors(logger_provider)) == 1
+    assert isinstance(tracer_provider, providers.ShowmaxTracerProvider)
+    assert isinstance(logger_provider, providers.ShowmaxLoggerProvider)
+    assert isinstance(metrics.get_meter_provider(), providers.ShowmaxMeterProvider)
+    assert len(_upstream.span_processors(tracer_provider)) == 1
+    assert len(_upstream.log_processors(logger_provider)) == 1
     assert len(bridge_handlers()) == 1
 
 

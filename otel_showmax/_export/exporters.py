@@ -42,14 +42,14 @@ def _otlp_http(signal: str, ec: ExporterConfig) -> Any:
         "client_certificate_file": ec.client_certificate,
     }
     # Spans and logs: upstream's exporters with our lean encoder (byte-identical output, ~6x less
-    # CPU per span; tests/test_encode.py proves both).
-    from .otlp_http import LeanOTLPLogExporter, LeanOTLPSpanExporter, use_urllib3
+    # CPU per span; tests/export/test_protobuf.py proves both).
+    from .otlp_http import HTTPLogExporter, HTTPSpanExporter, use_urllib3
 
     exporter: Any
     if signal == "traces":
-        exporter = LeanOTLPSpanExporter(**kwargs)
+        exporter = HTTPSpanExporter(**kwargs)
     elif signal == "logs":
-        exporter = LeanOTLPLogExporter(**kwargs)
+        exporter = HTTPLogExporter(**kwargs)
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
@@ -89,15 +89,15 @@ def _otlp_grpc(signal: str, ec: ExporterConfig) -> Any:
         "insecure": insecure,
         "credentials": credentials,
     }
-    # Spans and logs: upstream's exporters sending the lean encoder's bytes (tests/test_lean_grpc.py).
+    # Spans and logs: upstream's exporters sending the lean encoder's bytes (tests/export/test_otlp_grpc.py).
     if signal == "traces":
-        from .otlp_grpc import LeanGrpcSpanExporter
+        from .otlp_grpc import GrpcSpanExporter
 
-        return LeanGrpcSpanExporter(**kwargs)
+        return GrpcSpanExporter(**kwargs)
     if signal == "logs":
-        from .otlp_grpc import LeanGrpcLogExporter
+        from .otlp_grpc import GrpcLogExporter
 
-        return LeanGrpcLogExporter(**kwargs)
+        return GrpcLogExporter(**kwargs)
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(**kwargs)

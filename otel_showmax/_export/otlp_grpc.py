@@ -9,7 +9,7 @@ invalid UTF-8 text is exported escaped, as over OTLP/HTTP, instead of failing it
 
 Two private hooks of upstream's ``OTLPExporterMixin`` are overridden: ``_translate_data`` (returns
 bytes) and ``_initialize_channel_and_stub`` (a client without a request serializer on the channel
-upstream made). tests/test_lean_grpc.py fails loudly when upstream stops calling either.
+upstream made). tests/export/test_otlp_grpc.py fails loudly when upstream stops calling either.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from .protobuf import encode_logs
 from .utf8 import encode_spans
 
-__all__ = ["LOGS_METHOD", "SPANS_METHOD", "LeanGrpcLogExporter", "LeanGrpcSpanExporter"]
+__all__ = ["LOGS_METHOD", "SPANS_METHOD", "GrpcLogExporter", "GrpcSpanExporter"]
 
 SPANS_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -39,7 +39,7 @@ class RawClient:
                                           response_deserializer=response_type.FromString)
 
 
-class LeanGrpcSpanExporter(OTLPSpanExporter):
+class GrpcSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` (gRPC) sending the lean encoder's bytes; same arguments and behaviour."""
 
     def _initialize_channel_and_stub(self) -> None:
@@ -50,7 +50,7 @@ class LeanGrpcSpanExporter(OTLPSpanExporter):
         return encode_spans(data)
 
 
-class LeanGrpcLogExporter(OTLPLogExporter):
+class GrpcLogExporter(OTLPLogExporter):
     """``OTLPLogExporter`` (gRPC) sending the lean encoder's bytes; takes the bridge's serialized
     batches (``_encode.EncodedLogs``) as they are. Same arguments and behaviour."""
 

@@ -4,7 +4,7 @@ They are upstream's exporters (opentelemetry-exporter-otlp-proto-http) with ``ex
 line for line, except for the encoding call: the same shutdown check, exporter metrics,
 ``max_request_size`` check, HTTP client, retries and result mapping. The copy reads upstream's
 private ``_shutdown``, ``_metrics``, ``_max_request_size`` and ``_client`` and imports from its
-private ``_common`` module — this module is the only place that does, and tests/test_encode.py
+private ``_common`` module — this module is the only place that does, and tests/export/test_protobuf.py
 fails loudly when an upstream release renames them or changes the ``export()`` we copied.
 """
 
@@ -27,14 +27,14 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from .protobuf import encode_logs
 from .utf8 import encode_spans  # the lean encoder; invalid UTF-8 text escaped instead of failing the batch
 
-__all__ = ["LeanOTLPLogExporter", "LeanOTLPSpanExporter", "use_urllib3"]
+__all__ = ["HTTPLogExporter", "HTTPSpanExporter", "use_urllib3"]
 
 # Upstream's module loggers: messages keep their names (and the log exporter's DuplicateFilter).
 _span_logger = logging.getLogger(_upstream_spans.__name__)
 _log_logger = logging.getLogger(_upstream_logs.__name__)
 
 
-class LeanOTLPSpanExporter(OTLPSpanExporter):
+class HTTPSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
@@ -75,7 +75,7 @@ class LeanOTLPSpanExporter(OTLPSpanExporter):
         return SpanExportResult.SUCCESS
 
 
-class LeanOTLPLogExporter(OTLPLogExporter):
+class HTTPLogExporter(OTLPLogExporter):
     """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:

@@ -10,7 +10,7 @@ per batch.
 The output is byte-identical to upstream's encoder (opentelemetry-exporter-otlp-proto-common) for
 the same input: the same grouping and order of resource and scope blocks, fields in field-number
 order as upb writes them, and the same presence rules (proto3 scalars omitted when zero/empty,
-oneof values and sub-messages written when set). tests/test_encode.py proves it against upstream.
+oneof values and sub-messages written when set). tests/export/test_protobuf.py proves it against upstream.
 
 Anything this module does not handle exactly — a value type upstream rejects or coerces, an integer
 out of range, a string that is not valid UTF-8 — makes it hand the whole batch to upstream's encoder

@@ -1,13 +1,13 @@
 """Spans whose text is not valid UTF-8 (lone surrogates), escaped instead of failing their batch.
 
 Touches private names of the SDK's containers (``BoundedAttributes._dict``, ``BoundedList._dq``,
-a span's ``_attributes``/``_events``/``_links``); tests/test_escape.py fails loudly when they change.
+a span's ``_attributes``/``_events``/``_links``); tests/export/test_utf8.py fails loudly when they change.
 
 A lone surrogate — from bytes decoded with ``surrogateescape`` (file names, ``sys.argv``, some
 environments) — cannot be encoded as OTLP's UTF-8 strings: upstream's encoder then drops the
 attribute with a logged traceback, or fails the whole batch when it is in a span or event name.
 The span exporter escapes such text with backslashes (``\\udcff``) in a copy of the span and
-exports the batch. Deliberate difference from upstream, as for log records in ``_bridge``.
+exports the batch. Deliberate difference from upstream, as for log records in ``_pipeline/log_bridge.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,27 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, Status
 
-from .._pipeline.log_bridge import _text  # the same escaping as log records
 from . import protobuf as _encode
 
-__all__ = ["encode_spans"]
+__all__ = ["encode_spans", "valid_text"]
+
+
+def valid_text(value: str) -> str:
+    """``value`` as valid UTF-8: lone surrogates (from undecodable bytes) become backslash escapes.
+
+    One such character would otherwise make the whole export batch fail to encode. Deliberate
+    difference from upstream, whose batch is lost.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_text = valid_text
 
 
 def encode_spans(spans: Sequence[Any]) -> bytes:

@@ -8,7 +8,7 @@ exception key in the WSGI environ — and the same telemetry: span name, kind, s
 (each OTEL_SEMCONV_STABILITY_OPT_IN mode), exception event, context propagation, excluded URLs,
 captured headers, instrumentation scope, and the metrics ``http.server.duration`` /
 ``http.server.request.duration`` / ``http.server.active_requests`` with upstream's attribute
-sets and buckets (tests/test_fastfalcon.py compares both, span by span).
+sets and buckets (tests/instrumentation/test_falcon_app.py compares both, span by span).
 
 Where the time goes instead: the environment variables upstream reads on every request (captured
 headers, sanitised fields, OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS) are read once,
@@ -17,10 +17,10 @@ semantic-convention mode; the per-method parts and user-agent classification are
 is made current with one context attach instead of two; the response attributes go to the span in
 one ``set_attributes`` call; ``UNSET`` statuses are not set (the SDK ignores them anyway); metric
 attribute sets are built directly instead of filtered from the span attributes; span attributes are
-built as ``_compat.TrustedAttributes`` (already in the form the SDK stores), which a span from a
+built as ``_upstream.TrustedAttributes`` (already in the form the SDK stores), which a span from a
 ``ShowmaxTracerProvider`` takes without the SDK's per-value validation when the result is the same;
-the duration histogram records through ``_fastmetrics.FastHistogram`` (the SDK's aggregations,
-looked up once per attribute set). benchmarks/fastfalcon.py measures it: upstream adds ~2.6x bare
+the duration histogram records through ``instruments.BoundHistogram`` (the SDK's aggregations,
+looked up once per attribute set). benchmarks/falcon_app.py measures it: upstream adds ~2.6x bare
 Falcon's CPU per request, this less than half that; what remains is mostly the SDK's span itself.
 
 Deliberate differences from upstream:
@@ -40,11 +40,10 @@ Deliberate differences from upstream:
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from time import perf_counter, time_ns
 from typing import Any
 
@@ -77,10 +76,11 @@ from opentelemetry.util.http import (
 )
 
 from .. import _threads
-from .._upstream import TrustedAttributes, set_trusted_attributes
-from .instruments import FastHistogram
+from .._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from .instruments import BoundHistogram
+from .redaction import HeaderCapture
 
-# -- upstream's private names: the only place they are used; tests/test_fastfalcon.py checks them ----
+# -- upstream's private names: the only place they are used; tests/instrumentation/test_falcon_app.py checks them ----
 from opentelemetry.instrumentation._semconv import (  # isort: skip
     HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
     _get_schema_url,
@@ -105,7 +105,6 @@ _NEW_ACTIVE = frozenset(_server_active_requests_count_attrs_new)
 _OLD_DURATION = frozenset(_server_duration_attrs_old)
 _NEW_DURATION = frozenset(_server_duration_attrs_new)
 _ERROR = Status(StatusCode.ERROR)
-_MASK = "[REDACTED]"  # upstream's SanitizeValue
 _CACHE_MAX = 256
 # falcon.app.App, not falcon.App: that name is replaced while an instrumentation is on.
 _ORIGINAL_APP: Any = FalconApp
@@ -141,19 +140,19 @@ class _Plan:
         provider = opts.pop("tracer_provider", None)
         self.tracer = trace.get_tracer(SCOPE_NAME, UPSTREAM_VERSION, provider, schema_url=schema_url)
         meter = get_meter(SCOPE_NAME, UPSTREAM_VERSION, opts.pop("meter_provider", None), schema_url=schema_url)
-        self.duration_old: FastHistogram | None = None
-        self.duration_new: FastHistogram | None = None
-        # FastHistogram: the SDK's aggregations, looked up once per attribute set (~20 → ~7 µs per
-        # measurement on the benchmark machine, same exported points; tests/test_fastmetrics.py).
+        self.duration_old: BoundHistogram | None = None
+        self.duration_new: BoundHistogram | None = None
+        # BoundHistogram: the SDK's aggregations, looked up once per attribute set (~20 → ~7 µs per
+        # measurement on the benchmark machine, same exported points; tests/instrumentation/test_instruments.py).
         # A collector's spanmetrics connector can derive the same histogram from the spans.
         duration = opts.pop("duration_histogram", True)
         if duration and old:
-            self.duration_old = FastHistogram(meter.create_histogram(
+            self.duration_old = BoundHistogram(meter.create_histogram(
                 name=MetricInstruments.HTTP_SERVER_DURATION, unit="ms",
                 description="Measures the duration of inbound HTTP requests.",
             ))
         if duration and new:
-            self.duration_new = FastHistogram(meter.create_histogram(
+            self.duration_new = BoundHistogram(meter.create_histogram(
                 name=HTTP_SERVER_REQUEST_DURATION, description="Duration of HTTP server requests.", unit="s",
                 explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
             ))
@@ -331,68 +330,6 @@ class _Plan:
                 result["network.protocol.version"] = flavor
         return result
 
-
-
-class HeaderCapture:
-    """Upstream's header capture rule (``SanitizeValue.sanitize_header_values``), compiled once.
-
-    A header is captured when a pattern matches its whole name, case-insensitively; its value
-    becomes ``[REDACTED]`` when a sanitize pattern is found in its name. Decisions are cached per
-    header name (up to ``_NAMES_MAX`` names; clients choose header names).
-    """
-
-    _NAMES_MAX = 1024
-
-    def __init__(self, capture: Iterable[str], sanitize: Iterable[str], normalise: Callable[[str], str]) -> None:
-        capture, sanitize = list(capture), list(sanitize)
-        self._capture = re.compile("|".join(capture), re.IGNORECASE) if capture else None
-        self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
-        self._normalise = normalise
-        self._names: dict[str, tuple[str, bool] | None] = {}
-
-    def __bool__(self) -> bool:
-        return self._capture is not None
-
-    def _decide(self, cache_key: str, name: str) -> tuple[str, bool] | None:
-        try:
-            return self._names[cache_key]
-        except KeyError:
-            pass
-        decision = None
-        if self._capture is not None and self._capture.fullmatch(name):
-            decision = (self._normalise(name.lower()), bool(self._sanitize and self._sanitize.search(name)))
-        if len(self._names) < self._NAMES_MAX:
-            self._names[cache_key] = decision
-        return decision
-
-    def from_environ(self, env: dict[str, Any]) -> TrustedAttributes:
-        """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``).
-
-        Values are 1-tuples: what the SDK stores for upstream's 1-element lists.
-        """
-        out = TrustedAttributes()
-        for key, value in env.items():
-            if key.startswith("HTTP_"):
-                decision = self._decide(key, key[5:].replace("_", "-"))
-                if decision is not None:
-                    out[decision[0]] = (_MASK if decision[1] else value,)
-        return out
-
-    def from_items(self, items: Iterable[tuple[str, str]]) -> TrustedAttributes:
-        """Response headers; repeated names are joined with ``,``."""
-        values: dict[str, str] = {}
-        for key, value in items:
-            key = key.lower()
-            if key in values:
-                values[key] += "," + value
-            else:
-                values[key] = value
-        out = TrustedAttributes()
-        for key, value in values.items():
-            decision = self._decide(key, key)
-            if decision is not None:
-                out[decision[0]] = (_MASK if decision[1] else value,)
-        return out
 
 
 class InFlight:

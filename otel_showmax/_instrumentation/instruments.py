@@ -1,6 +1,6 @@
 """Cheaper synchronous measurements with exactly the SDK's output.
 
-``FastHistogram(histogram).record(value, attributes, context)`` exports what
+``BoundHistogram(histogram).record(value, attributes, context)`` exports what
 ``histogram.record(value, attributes, context)`` would (same points, start times, exemplars, views,
 temporality), for less work per call: the first measurement of an attribute set goes through the SDK,
 which creates the aggregations; we then look up and keep those aggregation objects per attribute set,
@@ -9,7 +9,7 @@ as the SDK does) with the exemplar filter evaluated once, as the SDK does. Skipp
 Measurement's attribute cleaning and copying, the per-view copy and recursive hashing of the
 attributes, and the reader/view lookups.
 
-Equivalence rests on what opentelemetry-sdk 1.45 does, pinned by tests/test_fastmetrics.py:
+Equivalence rests on what opentelemetry-sdk 1.45 does, pinned by tests/instrumentation/test_instruments.py:
 
 - an instrument's view matches and their aggregation objects are never replaced or removed once
   created (collection, in delta as in cumulative temporality, resets them in place);
@@ -25,8 +25,8 @@ Anything else goes through the SDK's own method per call: a non-SDK instrument (
 SDK version, a disabled meter, a value the SDK would reject, attributes that are not a plain dict,
 and new attribute sets once the cache holds ``cap`` of them.
 
-The private SDK metric names used here are named in tests/test_fastmetrics.py, which fails loudly
-when an SDK release changes them (see otel_showmax/_compat.py for the other such modules).
+The private SDK metric names used here are named in tests/instrumentation/test_instruments.py, which fails loudly
+when an SDK release changes them (see otel_showmax/_upstream.py for the other such modules).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram,
 from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
 
-__all__ = ["DEFAULT_CAP", "FastCounter", "FastHistogram", "FastUpDownCounter", "attribute_key", "fast", "supported_sdk"]
+__all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk"]
 
 DEFAULT_CAP = 2048
 SUPPORTED_SDK = ("1.45.",)
@@ -94,7 +94,7 @@ class _Measurement:
 _Entry = tuple[tuple[type, ...], dict[str, Any], tuple[Any, ...], tuple[tuple[str, Any], ...]]
 
 
-class _Fast:
+class _Bound:
     __slots__ = ("_cap", "_enabled", "_inst", "_sdk", "_state")
     _kind: Any = None
     _method = "record"
@@ -217,26 +217,26 @@ class _Fast:
         return tuple(type(value) for _, value in items), cleaned, tuple(aggregations), items
 
 
-class FastHistogram(_Fast):
+class BoundHistogram(_Bound):
     """An SDK Histogram's ``record`` for less; ``record_key`` takes ``attribute_key(attributes)`` instead."""
 
     __slots__ = ()
     _kind: Any = _Histogram
-    record = _Fast._measure
-    record_key = _Fast._measure_key
+    record = _Bound._measure
+    record_key = _Bound._measure_key
 
 
-class FastCounter(_Fast):
+class BoundCounter(_Bound):
     """An SDK Counter's ``add`` for less; ``add_key`` takes ``attribute_key(attributes)`` instead."""
 
     __slots__ = ()
     _kind: Any = _Counter
     _method = "add"
-    add = _Fast._measure
-    add_key = _Fast._measure_key
+    add = _Bound._measure
+    add_key = _Bound._measure_key
 
 
-class FastUpDownCounter(FastCounter):
+class BoundUpDownCounter(BoundCounter):
     """An SDK UpDownCounter's ``add`` for less (negative amounts too)."""
 
     __slots__ = ()
@@ -244,14 +244,14 @@ class FastUpDownCounter(FastCounter):
     _negative = True
 
 
-def fast(instrument: Any, cap: int = DEFAULT_CAP) -> FastHistogram | FastCounter:
+def bind(instrument: Any, cap: int = DEFAULT_CAP) -> BoundHistogram | BoundCounter:
     """The fast wrapper for a histogram, counter or up-down counter (any API instrument: non-SDK ones pass through)."""
     from opentelemetry.metrics import Counter, Histogram, UpDownCounter
 
     if isinstance(instrument, Histogram):
-        return FastHistogram(instrument, cap)
+        return BoundHistogram(instrument, cap)
     if isinstance(instrument, UpDownCounter):
-        return FastUpDownCounter(instrument, cap)
+        return BoundUpDownCounter(instrument, cap)
     if isinstance(instrument, Counter):
-        return FastCounter(instrument, cap)
+        return BoundCounter(instrument, cap)
     raise TypeError(f"not a histogram, counter or up-down counter: {instrument!r}")

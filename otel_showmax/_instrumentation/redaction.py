@@ -1,4 +1,4 @@
-"""Redaction of sensitive query parameters and header values.
+"""Redaction of sensitive query parameters and header values; the one header-capture rule.
 
 Query parameters are matched by name, case-insensitively, after percent-decoding: a name is
 sensitive when it is in the list, or when one of its parts (split on ``_``, ``-``, ``.``, ``[``,
@@ -11,8 +11,11 @@ regular expressions searched case-insensitively; the value becomes ``[REDACTED]`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import unquote_plus
+
+from .._pipeline.tracer import TrustedAttributes
 
 QUERY_MASK = "REDACTED"
 HEADER_MASK = "[REDACTED]"
@@ -84,3 +87,65 @@ def check_patterns(kind: str, patterns: Iterable[str]) -> tuple[str, ...]:
             raise ValueError(f"invalid regular expression in {kind}: {pattern!r} ({error})") from None
         out.append(pattern)
     return tuple(out)
+
+
+class HeaderCapture:
+    """Upstream's header capture rule (``SanitizeValue.sanitize_header_values``), compiled once.
+
+    A header is captured when a pattern matches its whole name, case-insensitively; its value
+    becomes ``[REDACTED]`` when a sanitize pattern is found in its name. Decisions are cached per
+    header name (up to ``_NAMES_MAX`` names; clients choose header names).
+    """
+
+    _NAMES_MAX = 1024
+
+    def __init__(self, capture: Iterable[str], sanitize: Iterable[str], normalise: Callable[[str], str]) -> None:
+        capture, sanitize = list(capture), list(sanitize)
+        self._capture = re.compile("|".join(capture), re.IGNORECASE) if capture else None
+        self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
+        self._normalise = normalise
+        self._names: dict[str, tuple[str, bool] | None] = {}
+
+    def __bool__(self) -> bool:
+        return self._capture is not None
+
+    def _decide(self, cache_key: str, name: str) -> tuple[str, bool] | None:
+        try:
+            return self._names[cache_key]
+        except KeyError:
+            pass
+        decision = None
+        if self._capture is not None and self._capture.fullmatch(name):
+            decision = (self._normalise(name.lower()), bool(self._sanitize and self._sanitize.search(name)))
+        if len(self._names) < self._NAMES_MAX:
+            self._names[cache_key] = decision
+        return decision
+
+    def from_environ(self, env: dict[str, Any]) -> TrustedAttributes:
+        """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``).
+
+        Values are 1-tuples: what the SDK stores for upstream's 1-element lists.
+        """
+        out = TrustedAttributes()
+        for key, value in env.items():
+            if key.startswith("HTTP_"):
+                decision = self._decide(key, key[5:].replace("_", "-"))
+                if decision is not None:
+                    out[decision[0]] = (HEADER_MASK if decision[1] else value,)
+        return out
+
+    def from_items(self, items: Iterable[tuple[str, str]]) -> TrustedAttributes:
+        """Response headers; repeated names are joined with ``,``."""
+        values: dict[str, str] = {}
+        for key, value in items:
+            key = key.lower()
+            if key in values:
+                values[key] += "," + value
+            else:
+                values[key] = value
+        out = TrustedAttributes()
+        for key, value in values.items():
+            decision = self._decide(key, key)
+            if decision is not None:
+                out[decision[0]] = (HEADER_MASK if decision[1] else value,)
+        return out

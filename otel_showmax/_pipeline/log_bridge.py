@@ -7,7 +7,7 @@ export worker thread. The exported record is the same as the one upstream's Logg
 (opentelemetry-instrumentation-logging) builds, except that correlation fields injected into
 stdlib records are not copied as attributes — the trace context is native in an OTel record.
 For the lean OTLP/HTTP exporter the worker skips the OTel record and writes the same OTLP bytes
-straight from the queued stdlib record (``Converter.encode``; tests/test_encode_pending.py).
+straight from the queued stdlib record (``Converter.encode``; tests/export/test_protobuf_logs.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .._export.protobuf import (
     severity_fields,
     trace_fields,
 )
+from .._export.utf8 import valid_text as _text
 from .._upstream import SUPPRESS_KEY
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
@@ -120,21 +121,6 @@ class BridgeHandler(logging.Handler):
         super().close()
 
 
-def _text(value: str) -> str:
-    """``value`` as valid UTF-8: lone surrogates (from undecodable bytes) become backslash escapes.
-
-    One such character would otherwise make the whole export batch fail to encode. Deliberate
-    difference from upstream, whose batch is lost.
-    """
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _clean(value: Any) -> Any:
     """``_text`` applied to strings, also inside lists, tuples and dicts (attribute values)."""
     kind = type(value)
@@ -159,7 +145,7 @@ class Converter:
 
     With ``direct`` (the exporter is a lean OTLP one, HTTP or gRPC), a batch is serialized straight from
     the queued stdlib records (``encode``): the same bytes as building SDK records (``convert``)
-    and encoding them with ``encode_logs``, at a fraction of the CPU. tests/test_encode_pending.py
+    and encoding them with ``encode_logs``, at a fraction of the CPU. tests/export/test_protobuf_logs.py
     proves it; ``convert_batch`` stays the reference and the fallback.
     """
 

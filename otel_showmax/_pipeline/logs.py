@@ -10,8 +10,8 @@ from opentelemetry.sdk.resources import Resource
 from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.worker import BatchWorker
-from .._upstream import ShowmaxLoggerProvider
 from .log_bridge import BridgeHandler, Converter
+from .providers import ShowmaxLoggerProvider
 
 
 class WorkerLogProcessor(LogRecordProcessor):

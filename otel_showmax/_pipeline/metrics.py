@@ -14,7 +14,8 @@ from .. import _diag, _threads
 from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.worker import Event, Stats
-from .._upstream import SUPPRESS_KEY, ShowmaxMeterProvider, metric_preferences, stop_retrying
+from .._upstream import SUPPRESS_KEY, metric_preferences, stop_retrying
+from .providers import ShowmaxMeterProvider
 
 
 class PeriodicReader(MetricReader):

@@ -9,8 +9,8 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
-from .. import __version__
 from .._config import Config
+from .._version import __version__
 
 INSTANCE_ID = "service.instance.id"
 

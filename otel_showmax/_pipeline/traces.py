@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, sampling
+from opentelemetry.sdk.trace import SpanLimits, sampling
 
 from .._config import Config
 from .._export.exporters import make_exporter
+from .._export.processors import WorkerSpanProcessor
 from .._export.worker import BatchWorker
-from .._upstream import ShowmaxTracerProvider
-
-
-class WorkerSpanProcessor(SpanProcessor):
-    """Hands each ended, sampled span to a BatchWorker; nothing else on the request path."""
-
-    def __init__(self, worker: BatchWorker, shutdown_timeout: float) -> None:
-        self.worker = worker
-        self._put = worker.put
-        self._shutdown_timeout = shutdown_timeout
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
-
-    def on_end(self, span: Any) -> None:
-        if span.context.trace_flags.sampled:
-            self._put(span)
-
-    def shutdown(self) -> None:
-        self.worker.shutdown(self._shutdown_timeout)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.worker.flush(timeout_millis / 1000)
+from .providers import ShowmaxTracerProvider
 
 
 def sampler(config: Config) -> sampling.Sampler:

@@ -9,7 +9,7 @@ from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 
 from otel_showmax._config import resolve
 from otel_showmax._export import exporters as _exporters
-from otel_showmax._export.otlp_http import LeanOTLPSpanExporter, use_urllib3
+from otel_showmax._export.otlp_http import HTTPSpanExporter, use_urllib3
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def test_plain_http_without_proxy_uses_urllib3_and_exports(receiver):
 
 @pytest.mark.parametrize("endpoint", ["https://127.0.0.1:4318/v1/traces", "unix:///tmp/x"])
 def test_other_schemes_keep_requests(endpoint):
-    exporter = LeanOTLPSpanExporter(endpoint=endpoint)
+    exporter = HTTPSpanExporter(endpoint=endpoint)
     assert use_urllib3(exporter, endpoint) is False
     assert _transport(exporter) is RequestsHTTPTransport
 
@@ -46,7 +46,7 @@ def test_other_schemes_keep_requests(endpoint):
 def test_a_proxy_in_the_environment_keeps_requests_unless_bypassed(monkeypatch):
     endpoint = "http://127.0.0.1:4318/v1/traces"
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-    exporter = LeanOTLPSpanExporter(endpoint=endpoint)
+    exporter = HTTPSpanExporter(endpoint=endpoint)
     assert use_urllib3(exporter, endpoint) is False
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert use_urllib3(exporter, endpoint) is True
@@ -56,16 +56,16 @@ def test_a_proxy_in_the_environment_keeps_requests_unless_bypassed(monkeypatch):
 def test_netrc_credentials_keep_requests(monkeypatch, tmp_path):
     endpoint = "http://127.0.0.1:4318/v1/traces"
     (tmp_path / ".netrc").write_text("machine 127.0.0.1 login a password b\n")
-    assert use_urllib3(LeanOTLPSpanExporter(endpoint=endpoint), endpoint) is False
+    assert use_urllib3(HTTPSpanExporter(endpoint=endpoint), endpoint) is False
     monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
     (tmp_path / ".netrc").unlink()
-    assert use_urllib3(LeanOTLPSpanExporter(endpoint=endpoint), endpoint) is False
+    assert use_urllib3(HTTPSpanExporter(endpoint=endpoint), endpoint) is False
 
 
 def test_a_session_the_caller_chose_is_kept():
     endpoint = "http://127.0.0.1:4318/v1/traces"
     session = requests.Session()
-    exporter = LeanOTLPSpanExporter(endpoint=endpoint, session=session)
+    exporter = HTTPSpanExporter(endpoint=endpoint, session=session)
     exporter._client._transport = object()  # e.g. a transport of the caller's
     assert use_urllib3(exporter, endpoint) is False
 
@@ -80,7 +80,7 @@ def test_dead_and_blackholed_collectors_fail_the_export_within_its_timeout(black
     span = TracerProvider().get_tracer("t").start_span("one")
     span.end()
     for endpoint in (f"http://127.0.0.1:{free_port()}/v1/traces", blackhole.endpoint + "/v1/traces"):
-        exporter = LeanOTLPSpanExporter(endpoint=endpoint, timeout=1)
+        exporter = HTTPSpanExporter(endpoint=endpoint, timeout=1)
         assert use_urllib3(exporter, endpoint) is True
         started = time.monotonic()
         assert exporter.export([span]).name == "FAILURE"

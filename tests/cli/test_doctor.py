@@ -11,7 +11,7 @@ from pathlib import Path
 
 from otel_showmax.receiver import dead_port
 
-APPS = Path(__file__).parent / "data" / "doctor_apps"
+APPS = Path(__file__).parents[1] / "data" / "doctor_apps"
 
 
 def doctor(endpoint: str, *args: str, env: dict[str, str] | None = None):

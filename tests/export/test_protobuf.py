@@ -39,7 +39,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from otel_showmax._export import protobuf as _encode
-from otel_showmax._export.otlp_http import LeanOTLPLogExporter, LeanOTLPSpanExporter
+from otel_showmax._export.otlp_http import HTTPLogExporter, HTTPSpanExporter
 
 Version = namedtuple("Version", "major minor")
 
@@ -567,12 +567,12 @@ def _statements(func) -> list[str]:
 @pytest.mark.parametrize(
     ("ours", "theirs", "call", "logger"),
     [
-        (LeanOTLPSpanExporter, OTLPSpanExporter, "encode_spans(spans).SerializePartialToString()", "_span_logger"),
-        (LeanOTLPLogExporter, OTLPLogExporter, "encode_logs(batch).SerializeToString()", "_log_logger"),
+        (HTTPSpanExporter, OTLPSpanExporter, "encode_spans(spans).SerializePartialToString()", "_span_logger"),
+        (HTTPLogExporter, OTLPLogExporter, "encode_logs(batch).SerializeToString()", "_log_logger"),
     ],
 )
 def test_lean_export_is_upstreams_export_but_for_the_encoder(ours, theirs, call, logger):
-    """Fails when an upstream release changes export(): re-copy it into _lean_exporters.py."""
+    """Fails when an upstream release changes export(): re-copy it into _export/otlp_http.py."""
     upstream = [line.replace(call, call.split(".", 1)[0]).replace("_logger.", f"{logger}.")
                 for line in _statements(theirs.export)]
     assert _statements(ours.export) == upstream
@@ -646,11 +646,11 @@ def test_exporters_send_upstreams_bytes_over_http():
     server = _Capture()
     spans, logs = _sample_spans(), _sample_logs()
     try:
-        for cls in (OTLPSpanExporter, LeanOTLPSpanExporter):
+        for cls in (OTLPSpanExporter, HTTPSpanExporter):
             exporter = cls(endpoint=f"{server.url}/v1/traces")
             assert exporter.export(spans) is SpanExportResult.SUCCESS
             exporter.shutdown()
-        for cls in (OTLPLogExporter, LeanOTLPLogExporter):
+        for cls in (OTLPLogExporter, HTTPLogExporter):
             exporter = cls(endpoint=f"{server.url}/v1/logs")
             assert exporter.export(logs) is LogRecordExportResult.SUCCESS
             exporter.shutdown()
@@ -665,7 +665,7 @@ def test_exporters_send_upstreams_bytes_over_http():
 @pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip])
 def test_receiver_decodes_the_same_records(receiver, compression):
     spans, logs = _sample_spans(), _sample_logs()
-    for span_cls, log_cls in ((OTLPSpanExporter, OTLPLogExporter), (LeanOTLPSpanExporter, LeanOTLPLogExporter)):
+    for span_cls, log_cls in ((OTLPSpanExporter, OTLPLogExporter), (HTTPSpanExporter, HTTPLogExporter)):
         span_exporter = span_cls(endpoint=f"{receiver.endpoint}/v1/traces", compression=compression)
         log_exporter = log_cls(endpoint=f"{receiver.endpoint}/v1/logs", compression=compression)
         assert span_exporter.export(spans) is SpanExportResult.SUCCESS
@@ -682,19 +682,19 @@ def test_receiver_decodes_the_same_records(receiver, compression):
 def test_export_results_match_upstream_on_failures(receiver):
     spans, logs = _sample_spans(), _sample_logs()
     receiver.set_mode("status:400")
-    for cls in (OTLPSpanExporter, LeanOTLPSpanExporter):
+    for cls in (OTLPSpanExporter, HTTPSpanExporter):
         assert cls(endpoint=f"{receiver.endpoint}/v1/traces").export(spans) is SpanExportResult.FAILURE
-    for cls in (OTLPLogExporter, LeanOTLPLogExporter):
+    for cls in (OTLPLogExporter, HTTPLogExporter):
         assert cls(endpoint=f"{receiver.endpoint}/v1/logs").export(logs) is LogRecordExportResult.FAILURE
     receiver.set_mode("live")
     sent = sum(receiver.requests.values())
-    for cls in (OTLPSpanExporter, LeanOTLPSpanExporter):
+    for cls in (OTLPSpanExporter, HTTPSpanExporter):
         assert cls(endpoint=f"{receiver.endpoint}/v1/traces", max_request_size=100).export(spans) \
             is SpanExportResult.FAILURE
         exporter = cls(endpoint=f"{receiver.endpoint}/v1/traces")
         exporter.shutdown()
         assert exporter.export(spans) is SpanExportResult.FAILURE
-    for cls in (OTLPLogExporter, LeanOTLPLogExporter):
+    for cls in (OTLPLogExporter, HTTPLogExporter):
         assert cls(endpoint=f"{receiver.endpoint}/v1/logs", max_request_size=100).export(logs) \
             is LogRecordExportResult.FAILURE
     assert sum(receiver.requests.values()) == sent  # too large: dropped before sending

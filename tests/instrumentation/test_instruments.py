@@ -42,9 +42,9 @@ from opentelemetry.sdk.metrics.view import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_showmax._instrumentation import instruments as _fastmetrics
-from otel_showmax._instrumentation.instruments import FastCounter, FastHistogram, FastUpDownCounter, attribute_key, fast
-from otel_showmax._upstream import ShowmaxMeterProvider
+from otel_showmax._instrumentation import instruments
+from otel_showmax._instrumentation.instruments import BoundCounter, BoundHistogram, BoundUpDownCounter, attribute_key, bind
+from otel_showmax._pipeline.providers import ShowmaxMeterProvider
 from tests._fork import in_child
 
 RESOURCE = Resource({"service.name": "fastmetrics"})
@@ -70,7 +70,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    for module in (instrument, _view_instrument_match, storage_module, measurement_consumer, _fastmetrics):
+    for module in (instrument, _view_instrument_match, storage_module, measurement_consumer, instruments):
         monkeypatch.setattr(module, "time_ns", clock)
     return clock
 
@@ -132,7 +132,7 @@ def run(ops: list[tuple], use_fast: bool, clock: Clock, *, temporalities=("cumul
         inst = meter.create_counter("requests", unit="1")
     else:
         inst = meter.create_up_down_counter("in_flight", unit="1")
-    target = fast(inst, cap) if use_fast else inst
+    target = bind(inst, cap) if use_fast else inst
     method = "record" if kind == "histogram" else "add"
     collected: list[Any] = []
     for index, op in enumerate(ops):
@@ -193,13 +193,13 @@ def expected_sdk_calls(ops: list[tuple], cap: int) -> int:
 
 def count_sdk_calls(monkeypatch) -> list[int]:
     calls = [0]
-    slow = _fastmetrics._Fast._slow
+    slow = instruments._Bound._slow
 
     def counting(self, *args):
         calls[0] += 1
         return slow(self, *args)
 
-    monkeypatch.setattr(_fastmetrics._Fast, "_slow", counting)
+    monkeypatch.setattr(instruments._Bound, "_slow", counting)
     return calls
 
 
@@ -258,7 +258,7 @@ def test_counters_golden(clock, kind, config):
     sdk, _ = run(ops, False, clock, kind=kind, **settings)
     ours, wrapper = run(ops, True, clock, kind=kind, **settings)
     assert_same(sdk, ours)
-    assert isinstance(wrapper, FastUpDownCounter if kind == "updown" else FastCounter)
+    assert isinstance(wrapper, BoundUpDownCounter if kind == "updown" else BoundCounter)
     assert wrapper.cached() == 5
 
 
@@ -305,7 +305,7 @@ def test_values_the_sdk_rejects(clock):
 def test_unknown_aggregation_means_the_sdk_path(clock, monkeypatch):
     ops = script()
     sdk, _ = run(ops, False, clock)
-    monkeypatch.setattr(_fastmetrics, "_AGGREGATIONS", frozenset())
+    monkeypatch.setattr(instruments, "_AGGREGATIONS", frozenset())
     calls = count_sdk_calls(monkeypatch)
     ours, wrapper = run(ops, True, clock)
     assert_same(sdk, ours)
@@ -314,7 +314,7 @@ def test_unknown_aggregation_means_the_sdk_path(clock, monkeypatch):
 
 
 def test_other_sdk_version_means_the_sdk_path(clock, monkeypatch):
-    monkeypatch.setattr(_fastmetrics, "SUPPORTED_SDK", ("9.9.",))
+    monkeypatch.setattr(instruments, "SUPPORTED_SDK", ("9.9.",))
     ops = script(60)
     sdk, _ = run(ops, False, clock)
     ours, wrapper = run(ops, True, clock)
@@ -325,19 +325,19 @@ def test_other_sdk_version_means_the_sdk_path(clock, monkeypatch):
 def test_non_sdk_instruments_pass_through():
     meter = NoOpMeterProvider().get_meter("x")
     for inst in (meter.create_histogram("h"), meter.create_counter("c"), meter.create_up_down_counter("u")):
-        wrapper = fast(inst)
+        wrapper = bind(inst)
         assert wrapper.instrument is inst
         wrapper._measure(1, {"a": "b"}, None)
         wrapper._measure_key(1, (("a", "b"),), None)
         assert wrapper.cached() == 0
     with pytest.raises(TypeError):
-        fast(meter.create_gauge("g"))
+        bind(meter.create_gauge("g"))
 
 
 def test_wrong_wrapper_kind_passes_through():
     provider = MeterProvider(metric_readers=[reader := InMemoryMetricReader()], shutdown_on_exit=False)
     counter = provider.get_meter("x").create_counter("c")
-    wrapper = FastUpDownCounter(counter)
+    wrapper = BoundUpDownCounter(counter)
     wrapper.add(1, {"a": "b"})
     wrapper.add(1, {"a": "b"})
     assert wrapper.cached() == 0
@@ -354,7 +354,7 @@ def test_threads(clock):
         reader = InMemoryMetricReader()
         provider = MeterProvider(metric_readers=[reader], resource=RESOURCE, shutdown_on_exit=False)
         hist = provider.get_meter("t").create_histogram("h")
-        target: Any = FastHistogram(hist, cap=4) if use_fast else hist
+        target: Any = BoundHistogram(hist, cap=4) if use_fast else hist
         ctx = span_context(1, True)
 
         def work(offset: int, target=target, ctx=ctx) -> None:
@@ -382,7 +382,7 @@ def test_fork_child_uses_the_parents_cache_correctly(clock):
         reader = InMemoryMetricReader(preferred_temporality=DELTA)
         provider = ShowmaxMeterProvider(metric_readers=[reader], resource=RESOURCE, shutdown_on_exit=False)
         hist = provider.get_meter("t").create_histogram("http.server.duration", unit="ms")
-        providers.append((reader, FastHistogram(hist, cap=5) if use_fast else hist))
+        providers.append((reader, BoundHistogram(hist, cap=5) if use_fast else hist))
 
     def replay(part: list[tuple]) -> list[list[Any]]:
         out: list[list[Any]] = [[], []]
@@ -410,31 +410,31 @@ def test_fork_child_uses_the_parents_cache_correctly(clock):
 
 
 def test_sdk_version_is_one_the_fast_path_was_checked_against():
-    assert _fastmetrics.supported_sdk(), "re-read the SDK's record path, then extend SUPPORTED_SDK"
+    assert instruments.supported_sdk(), "re-read the SDK's record path, then extend SUPPORTED_SDK"
 
 
 def test_private_names_exist_and_look_as_assumed():
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
     hist = provider.get_meter("x").create_histogram("h")
-    assert type(hist) is _fastmetrics._Histogram
-    assert type(provider.get_meter("x").create_counter("c")) is _fastmetrics._Counter
-    assert type(provider.get_meter("x").create_up_down_counter("u")) is _fastmetrics._UpDownCounter
+    assert type(hist) is instruments._Histogram
+    assert type(provider.get_meter("x").create_counter("c")) is instruments._Counter
+    assert type(provider.get_meter("x").create_up_down_counter("u")) is instruments._UpDownCounter
     consumer = hist._measurement_consumer
-    assert type(consumer) is _fastmetrics.SynchronousMeasurementConsumer
+    assert type(consumer) is instruments.SynchronousMeasurementConsumer
     assert hist._is_enabled() is True
     assert hasattr(consumer._sdk_config.exemplar_filter, "should_sample")
     hist.record(1, {"a": "b"})
     (storage,) = consumer._reader_storages.values()
     (match,) = storage._instrument_view_instrument_matches[hist]
     assert match._view._attribute_keys is None
-    key = _fastmetrics._hash_attributes(_fastmetrics._clean_attribute_value({"a": "b"}, None))
-    assert type(match._attributes_aggregation[key]) is _fastmetrics._ExplicitBucketHistogramAggregation
-    for cls in _fastmetrics._AGGREGATIONS:
+    key = instruments._hash_attributes(instruments._clean_attribute_value({"a": "b"}, None))
+    assert type(match._attributes_aggregation[key]) is instruments._ExplicitBucketHistogramAggregation
+    for cls in instruments._AGGREGATIONS:
         assert list(inspect.signature(cls.aggregate).parameters)[:3] == ["self", "measurement", "should_sample_exemplar"]
 
 
 def test_our_measurement_has_the_sdks_fields():
-    assert {f.name for f in dataclasses.fields(Measurement)} == set(_fastmetrics._Measurement.__slots__)
+    assert {f.name for f in dataclasses.fields(Measurement)} == set(instruments._Measurement.__slots__)
 
 
 @pytest.mark.parametrize("temporality", ["delta", "cumulative"])

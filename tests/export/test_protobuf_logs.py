@@ -2,7 +2,7 @@
 
 The reference is the path it replaces: ``encode_logs(converter.convert_batch(batch))`` (SDK
 ``ReadWriteLogRecord``s encoded by the lean encoder, itself proven against upstream in
-tests/test_encode.py). Every test feeds both the same queued ``_Pending`` items.
+tests/export/test_protobuf.py). Every test feeds both the same queued ``_Pending`` items.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_showmax._instrumentation import falcon_app as _fastfalcon
+from otel_showmax._instrumentation import falcon_app as falcon_app
 from otel_showmax._instrumentation.falcon_app import TracedApp
-from otel_showmax._upstream import ShowmaxTracerProvider
+from otel_showmax._pipeline.providers import ShowmaxTracerProvider
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -203,11 +203,11 @@ def semconv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
         else:
             monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", mode)
-        _fastfalcon.reset_semconv_mode()
+        falcon_app.reset_semconv_mode()
 
     yield set_mode
     monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
-    _fastfalcon.reset_semconv_mode()
+    falcon_app.reset_semconv_mode()
 
 
 @pytest.fixture
@@ -677,7 +677,7 @@ def run_sdk(envs: list[dict[str, Any]], tel: Telemetry) -> None:
     """``run_fast`` with the SDK's own ``set_attributes`` (and a plain TracerProvider): the reference."""
     assert type(tel.tracer_provider) is TracerProvider
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_fastfalcon, "set_trusted_attributes", sdk_set_attributes)
+        patch.setattr(falcon_app, "set_trusted_attributes", sdk_set_attributes)
         run_fast(envs, tel)
 
 
@@ -824,7 +824,7 @@ def test_a_processor_added_later_sees_the_attributes_at_start(semconv: Any, env_
 
 
 def test_set_trusted_attributes_follows_the_sdk_on_ended_spans_and_repeated_keys(caplog: Any) -> None:
-    from otel_showmax._upstream import TrustedAttributes, set_trusted_attributes
+    from otel_showmax._pipeline.tracer import TrustedAttributes, set_trusted_attributes
 
     spans = []
     for provider, set_attributes in zip(PROVIDERS, (sdk_set_attributes, set_trusted_attributes), strict=True):
@@ -896,7 +896,7 @@ def test_uninstrument_apps_serves_untraced(semconv: Any) -> None:
     app = build(TracedApp(_otel_opts={"tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider}))
     client = falcon.testing.TestClient(app)
     client.simulate_get("/titles")
-    _fastfalcon.uninstrument_apps()
+    falcon_app.uninstrument_apps()
     assert client.simulate_get("/titles").status_code == 200
     assert client.simulate_get("/boom").status_code == 500
     assert len(tel.spans.get_finished_spans()) == 1
@@ -910,21 +910,21 @@ def test_upstream_private_names_still_mean_what_we_use_them_for(monkeypatch: pyt
     import opentelemetry.instrumentation.falcon as upstream
     from opentelemetry.instrumentation import _semconv
 
-    assert upstream.__version__ == "0.66b1", "re-run the golden tests and review _fastfalcon against this version"
-    assert upstream._ENVIRON_EXC == _fastfalcon.EXC_KEY == "opentelemetry-falcon.exc"
-    assert upstream._ENVIRON_SPAN_KEY == _fastfalcon.SPAN_KEY
+    assert upstream.__version__ == "0.66b1", "re-run the golden tests and review falcon_app against this version"
+    assert upstream._ENVIRON_EXC == falcon_app.EXC_KEY == "opentelemetry-falcon.exc"
+    assert upstream._ENVIRON_SPAN_KEY == falcon_app.SPAN_KEY
     stability = _semconv._OpenTelemetrySemanticConventionStability
     assert {"_initialized", "_lock", "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING"} <= set(vars(stability))
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    _fastfalcon.reset_semconv_mode()
-    assert _fastfalcon.semconv_mode() is _semconv._StabilityMode.HTTP
+    falcon_app.reset_semconv_mode()
+    assert falcon_app.semconv_mode() is _semconv._StabilityMode.HTTP
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
-    assert _fastfalcon.semconv_mode() is _semconv._StabilityMode.HTTP  # read once per process, as upstream
-    _fastfalcon.reset_semconv_mode()
-    assert _fastfalcon.semconv_mode() is _semconv._StabilityMode.HTTP_DUP
+    assert falcon_app.semconv_mode() is _semconv._StabilityMode.HTTP  # read once per process, as upstream
+    falcon_app.reset_semconv_mode()
+    assert falcon_app.semconv_mode() is _semconv._StabilityMode.HTTP_DUP
     monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN")
-    _fastfalcon.reset_semconv_mode()
-    assert _fastfalcon.semconv_mode() is _semconv._StabilityMode.DEFAULT
+    falcon_app.reset_semconv_mode()
+    assert falcon_app.semconv_mode() is _semconv._StabilityMode.DEFAULT
 
 
 @pytest.fixture(autouse=True)

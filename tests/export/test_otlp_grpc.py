@@ -29,8 +29,8 @@ from otel_showmax._export import protobuf as _encode
 from otel_showmax._export.otlp_grpc import (
     LOGS_METHOD,
     SPANS_METHOD,
-    LeanGrpcLogExporter,
-    LeanGrpcSpanExporter,
+    GrpcLogExporter,
+    GrpcSpanExporter,
     RawClient,
 )
 from otel_showmax._pipeline import log_bridge as _bridge
@@ -119,8 +119,8 @@ def _log_count(body: bytes) -> int:
 
 
 @pytest.mark.parametrize(("items", "lean", "upstream", "method", "count", "success"), [
-    (_spans, LeanGrpcSpanExporter, OTLPSpanExporter, SPANS_METHOD, _span_count, SpanExportResult.SUCCESS),
-    (_logs, LeanGrpcLogExporter, OTLPLogExporter, LOGS_METHOD, _log_count, LogRecordExportResult.SUCCESS),
+    (_spans, GrpcSpanExporter, OTLPSpanExporter, SPANS_METHOD, _span_count, SpanExportResult.SUCCESS),
+    (_logs, GrpcLogExporter, OTLPLogExporter, LOGS_METHOD, _log_count, LogRecordExportResult.SUCCESS),
 ], ids=["spans", "logs"])
 def test_requests_are_byte_identical_to_upstreams(capture, items, lean, upstream, method, count, success):
     batch = items()
@@ -137,7 +137,7 @@ def test_the_bridges_serialized_batches_go_out_as_they_are(capture):
     pending = _bridge._Pending(record, None, record.getMessage(), 1_700_000_000_000_000_000)
     batch = converter([pending])
     assert type(batch) is _encode.EncodedLogs
-    method, body = _export_once(capture, LeanGrpcLogExporter, batch, LogRecordExportResult.SUCCESS)
+    method, body = _export_once(capture, GrpcLogExporter, batch, LogRecordExportResult.SUCCESS)
     assert method == LOGS_METHOD and body == batch.data
     got = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
     assert got.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "listed 20 titles"
@@ -156,7 +156,7 @@ def _export_once(capture, exporter_class, batch, success):  # type: ignore[no-un
 
 def test_a_span_with_invalid_text_is_exported_escaped_not_lost(capture):
     spans = _spans(name="GET /files/caf\udce9") + _spans()
-    _, body = _export_once(capture, LeanGrpcSpanExporter, spans, SpanExportResult.SUCCESS)
+    _, body = _export_once(capture, GrpcSpanExporter, spans, SpanExportResult.SUCCESS)
     names = [s.name for s in trace_service_pb2.ExportTraceServiceRequest.FromString(body)
              .resource_spans[0].scope_spans[0].spans]
     assert sorted(names) == sorted(["GET /files/caf\\udce9", "db.query", "GET /titles", "db.query"])
@@ -171,7 +171,7 @@ def test_upstream_still_calls_the_two_hooks_we_override():
 
 
 def test_reconnecting_keeps_the_raw_client(capture):
-    exporter = LeanGrpcSpanExporter(endpoint=capture.endpoint, insecure=True)
+    exporter = GrpcSpanExporter(endpoint=capture.endpoint, insecure=True)
     try:
         assert isinstance(exporter._client, RawClient)
         exporter._initialize_channel_and_stub()  # what upstream does after UNAVAILABLE
@@ -189,7 +189,7 @@ def test_method_paths_match_the_service_descriptors():
         assert path == "/" + full.rsplit(".", 1)[0] + "/" + full.rsplit(".", 1)[1]
 
 
-@pytest.mark.parametrize(("signal", "cls"), [("traces", LeanGrpcSpanExporter), ("logs", LeanGrpcLogExporter)])
+@pytest.mark.parametrize(("signal", "cls"), [("traces", GrpcSpanExporter), ("logs", GrpcLogExporter)])
 def test_grpc_configuration_makes_the_lean_exporters(signal, cls):
     config = _config.resolve({"otlp_protocol": "grpc", "endpoint": "http://127.0.0.1:4317"}, environ={})
     exporter = _exporters.make_exporter(config.exporter(signal))

@@ -15,6 +15,7 @@ import pytest
 from otel_showmax import _setup
 from otel_showmax import gunicorn as gunicorn_hooks
 from otel_showmax import uwsgi as uwsgi_hooks
+from otel_showmax._instrumentation import uwsgi_hooks as hooks_impl
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def fake_uwsgi(monkeypatch):
     module.worker_id = lambda: 1
     monkeypatch.setitem(sys.modules, "uwsgi", module)
     monkeypatch.delitem(sys.modules, "uwsgidecorators", raising=False)
-    monkeypatch.setattr(uwsgi_hooks, "_installed_in", None)
+    monkeypatch.setattr(hooks_impl, "_installed_in", None)
     return module
 
 
@@ -83,7 +84,7 @@ def test_install_joins_the_uwsgidecorators_chain(fake_uwsgi, monkeypatch):
 
 def test_not_under_uwsgi(monkeypatch):
     monkeypatch.setitem(sys.modules, "uwsgi", None)  # import uwsgi raises ImportError
-    monkeypatch.setattr(uwsgi_hooks, "_installed_in", None)
+    monkeypatch.setattr(hooks_impl, "_installed_in", None)
     assert uwsgi_hooks.install() is False
     assert uwsgi_hooks.running_under_uwsgi() is False
     assert not uwsgi_hooks.installed()

@@ -1,8 +1,8 @@
 """µs per histogram measurement: the SDK's Histogram.record against otel_showmax._instrumentation.instruments.
 
-    .venv/bin/python benchmarks/fastmetrics.py             # 7 alternated rounds of 20000 calls
-    .venv/bin/python benchmarks/fastmetrics.py --quick     # 3 rounds of 5000
-    .venv/bin/python benchmarks/fastmetrics.py --json      # one JSON object instead of the table
+    .venv/bin/python benchmarks/instruments.py             # 7 alternated rounds of 20000 calls
+    .venv/bin/python benchmarks/instruments.py --quick     # 3 rounds of 5000
+    .venv/bin/python benchmarks/instruments.py --json      # one JSON object instead of the table
 
 Each variant records into its own MeterProvider (one cumulative InMemoryMetricReader, as the OTLP
 exporters' default) the duration histogram's 8 default-semconv attributes, cycling over 20 target
@@ -29,13 +29,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_showmax._instrumentation.instruments import FastHistogram, attribute_key
+from otel_showmax._instrumentation.instruments import BoundHistogram, attribute_key
 
 SETS = 20
 VARIANTS = {
     "sdk": "SDK Histogram.record(value, dict, ctx)",
-    "fast": "FastHistogram.record(value, dict, ctx)",
-    "fast_key": "FastHistogram.record_key(value, key, ctx), key precomputed",
+    "fast": "BoundHistogram.record(value, dict, ctx)",
+    "fast_key": "BoundHistogram.record_key(value, key, ctx), key precomputed",
 }
 
 
@@ -58,7 +58,7 @@ def make(variant: str) -> tuple[InMemoryMetricReader, Any]:
     hist = provider.get_meter("bench").create_histogram("http.server.duration", unit="ms")
     if variant == "sdk":
         return reader, hist.record
-    wrapper = FastHistogram(hist)
+    wrapper = BoundHistogram(hist)
     return reader, wrapper.record if variant == "fast" else wrapper.record_key
 
 

@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_showmax._cli.receive import TraceAssembler
 from otel_showmax._cli.render import render_traces
 
-DATA = Path(__file__).parent / "data" / "render"
+DATA = Path(__file__).parents[1] / "data" / "render"
 
 
 def fixture():

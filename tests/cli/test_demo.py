@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 COMMAND = Path(sys.executable).parent / "otel-showmax"
-COLLECTOR = Path(__file__).parent.parent / "collector" / "_build" / "otelcol-showmax"
+COLLECTOR = Path(__file__).parents[2] / "collector" / "_build" / "otelcol-showmax"
 
 
 # "embedded" is what a fresh checkout shows (no collector built yet); "collector" puts the built

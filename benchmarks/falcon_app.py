@@ -1,7 +1,7 @@
 """Per-request cost of Falcon tracing: bare / upstream instrumentation / otel_showmax._instrumentation.falcon_app.
 
-    .venv/bin/python benchmarks/fastfalcon.py             # 7 alternated rounds of 2,000 requests
-    .venv/bin/python benchmarks/fastfalcon.py --quick     # 3 rounds of 500
+    .venv/bin/python benchmarks/falcon_app.py             # 7 alternated rounds of 2,000 requests
+    .venv/bin/python benchmarks/falcon_app.py --quick     # 3 rounds of 500
 
 One process, an in-process WSGI loop (no server, no sockets), the catalogue list endpoint of
 benchmarks/catalogue_app.py (20 titles as JSON, one application log line to an in-memory handler).
@@ -80,24 +80,24 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
     from otel_showmax import falcon as showmax_falcon
-    from otel_showmax._instrumentation import falcon_app as _fastfalcon
+    from otel_showmax._instrumentation import falcon_app as falcon_app
 
     showmax_falcon.instrument(redact_query_params=("token",), excluded_urls=("^/health",))
     apps: dict[str, Any] = {"bare": falcon.app.App()}  # Falcon's own class: never traced
     # Upstream's instrumented class as FalconInstrumentor().instrument() puts it in falcon.App (the
     # instrumentor is on, for otel_showmax.falcon, for the whole run).
     apps["upstream"] = UpstreamApp()
-    apps["fast"] = _fastfalcon.TracedApp()
+    apps["fast"] = falcon_app.TracedApp()
     validated_provider = TracerProvider()
     validated_provider.add_span_processor(counter)
-    apps["fast-validated"] = _fastfalcon.TracedApp(_otel_opts={"tracer_provider": validated_provider})
-    apps["fast-sync-active"] = _fastfalcon.TracedApp(_otel_opts={"active_requests": "upstream"})
-    apps["fast-no-histogram"] = _fastfalcon.TracedApp(_otel_opts={"duration_histogram": False})
+    apps["fast-validated"] = falcon_app.TracedApp(_otel_opts={"tracer_provider": validated_provider})
+    apps["fast-sync-active"] = falcon_app.TracedApp(_otel_opts={"active_requests": "upstream"})
+    apps["fast-no-histogram"] = falcon_app.TracedApp(_otel_opts={"duration_histogram": False})
     apps["showmax-upstream"] = falcon.App()
     original = showmax_falcon.UpstreamApp
-    showmax_falcon.UpstreamApp = _fastfalcon.TracedApp  # the proposed falcon.py change, for this run
+    showmax_falcon.UpstreamApp = falcon_app.TracedApp  # the proposed falcon.py change, for this run
     try:
-        apps["showmax-fast"] = showmax_falcon._make_app_class(_fastfalcon.TracedApp)()
+        apps["showmax-fast"] = showmax_falcon._make_app_class(falcon_app.TracedApp)()
     finally:
         showmax_falcon.UpstreamApp = original
     for app in apps.values():
@@ -108,20 +108,20 @@ def build_apps() -> tuple[dict[str, Any], CountingProcessor]:
 
 
 def sdk_set_attributes(app: Any) -> Any:
-    """``app`` with _fastfalcon's response attributes set through the SDK's ``set_attributes``."""
-    from otel_showmax._instrumentation import falcon_app as _fastfalcon
+    """``app`` with falcon_app's response attributes set through the SDK's ``set_attributes``."""
+    from otel_showmax._instrumentation import falcon_app as falcon_app
 
-    trusted = _fastfalcon.set_trusted_attributes
+    trusted = falcon_app.set_trusted_attributes
 
     def validated(span: Any, attributes: Any) -> None:
         span.set_attributes(attributes)
 
     def call(env: dict[str, Any], start_response: Any) -> Any:
-        _fastfalcon.set_trusted_attributes = validated
+        falcon_app.set_trusted_attributes = validated
         try:
             return app(env, start_response)
         finally:
-            _fastfalcon.set_trusted_attributes = trusted
+            falcon_app.set_trusted_attributes = trusted
 
     return call
 

@@ -1,6 +1,6 @@
 """Fails loudly when an upstream release renames a private OpenTelemetry name we rely on.
 
-Everything private is used from otel_showmax/_compat.py only; this checks each name still exists
+Everything private is used from otel_showmax/_upstream.py only; this checks each name still exists
 and behaves as we assume.
 """
 
@@ -13,7 +13,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_showmax import _upstream as _compat
+from otel_showmax import _upstream
+from otel_showmax._pipeline import providers
+from otel_showmax._pipeline import tracer as trusted
 
 
 def test_providers_still_have_the_fork_hook_we_override():
@@ -23,9 +25,9 @@ def test_providers_still_have_the_fork_hook_we_override():
 
 
 def test_set_resource_updates_tracer_provider_resource():
-    provider = _compat.ShowmaxTracerProvider(resource=Resource({"process.pid": 1}), shutdown_on_exit=False)
+    provider = providers.ShowmaxTracerProvider(resource=Resource({"process.pid": 1}), shutdown_on_exit=False)
     tracer = provider.get_tracer("compat")
-    _compat.set_resource(provider, Resource({"process.pid": 2}))
+    _upstream.set_resource(provider, Resource({"process.pid": 2}))
     assert provider.resource.attributes["process.pid"] == 2
     span = tracer.start_span("s")
     assert span.resource.attributes["process.pid"] == 2
@@ -34,27 +36,27 @@ def test_set_resource_updates_tracer_provider_resource():
 def test_processor_lists_are_readable():
     tp = TracerProvider(shutdown_on_exit=False)
     lp = LoggerProvider(shutdown_on_exit=False)
-    assert _compat.span_processors(tp) == []
-    assert _compat.log_processors(lp) == []
+    assert _upstream.span_processors(tp) == []
+    assert _upstream.log_processors(lp) == []
 
 
 def test_suppress_key_and_metric_preferences_exist():
-    assert _compat.SUPPRESS_KEY
-    temporality, aggregation = _compat.metric_preferences()
+    assert _upstream.SUPPRESS_KEY
+    temporality, aggregation = _upstream.metric_preferences()
     assert temporality and aggregation
 
 
 def test_reset_globals_allows_setting_providers_again():
     from opentelemetry import trace
 
-    _compat.reset_globals()
+    _upstream.reset_globals()
     first = TracerProvider(shutdown_on_exit=False)
     trace.set_tracer_provider(first)
-    _compat.reset_globals()
+    _upstream.reset_globals()
     second = TracerProvider(shutdown_on_exit=False)
     trace.set_tracer_provider(second)
     assert trace.get_tracer_provider() is second
-    _compat.reset_globals()
+    _upstream.reset_globals()
 
 
 def test_upstream_log_handler_translation_matches_our_reserved_names():
@@ -78,7 +80,7 @@ def test_stop_retrying_reaches_every_otlp_exporter():
         OTLPMetricExporter(endpoint="http://127.0.0.1:1/v1/metrics"),
         GrpcSpans(endpoint="http://127.0.0.1:1", insecure=True),
     ):
-        assert _compat.stop_retrying(exporter) is True
+        assert _upstream.stop_retrying(exporter) is True
         exporter.shutdown()
 
 
@@ -90,7 +92,7 @@ def test_one_try_after_stop_retrying(blackhole):
     from otel_showmax.receiver import dead_port
 
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{dead_port()}/v1/traces", timeout=10)
-    _compat.stop_retrying(exporter)
+    _upstream.stop_retrying(exporter)
     start = time.monotonic()
     assert exporter.export([]).name == "FAILURE"
     assert time.monotonic() - start < 1.0  # no retry back-off (it would take ~7 s of the 10 s timeout)
@@ -102,9 +104,9 @@ def test_sdk_names_behind_trusted_attributes_still_exist():
     from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor, Tracer, _Span, sampling
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    provider = _compat.ShowmaxTracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_attribute_length=9))
+    provider = providers.ShowmaxTracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_attribute_length=9))
     tracer = provider.get_tracer("compat")
-    assert type(tracer) is _compat.ShowmaxTracer and Tracer in type(tracer).__mro__
+    assert type(tracer) is trusted.ShowmaxTracer and Tracer in type(tracer).__mro__
     assert provider.get_tracer("compat") is tracer  # the SDK's cache still holds it
     assert type(TracerProvider(shutdown_on_exit=False).get_tracer("compat")) is Tracer
     assert tracer._span_limits.max_span_attribute_length == 9 and tracer._span_limits.max_span_attributes == 128
@@ -118,7 +120,7 @@ def test_sdk_names_behind_trusted_attributes_still_exist():
                  "_AlwaysOff", "_ParentBasedAlwaysOn", "_ParentBasedAlwaysOff"):
         assert isinstance(getattr(sampling, name), type), name
     parent_based = sampling.ParentBased(sampling.ALWAYS_ON)
-    for name in _compat._PARENT_DELEGATES:
+    for name in trusted._PARENT_DELEGATES:
         assert isinstance(getattr(parent_based, name), sampling.Sampler), name
 
     span = tracer.start_span("s")
@@ -149,7 +151,7 @@ def test_builtin_samplers_ignore_attributes_and_return_them():
     for sampler in (sampling.ALWAYS_ON, sampling.ALWAYS_OFF, sampling.TraceIdRatioBased(0.5),
                     sampling.ParentBased(sampling.ALWAYS_ON), sampling.ParentBasedTraceIdRatio(0.5),
                     sampling.DEFAULT_ON, sampling.DEFAULT_OFF):
-        assert _compat._sampler_ignores_attributes(sampler), sampler
+        assert trusted._sampler_ignores_attributes(sampler), sampler
         for trace_id in (1, 1 << 63, (1 << 64) - 1):
             with_attrs = sampler.should_sample(None, trace_id, "n", attributes=attributes)
             without = sampler.should_sample(None, trace_id, "n")

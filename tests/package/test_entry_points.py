@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-APP = Path(__file__).parent / "scenarios" / "entry_app.py"
+APP = Path(__file__).parents[1] / "scenarios" / "entry_app.py"
 BIN = Path(sys.executable).parent
 N = 20
 
