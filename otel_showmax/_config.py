@@ -181,7 +181,7 @@ def _default_endpoint(signal: str, protocol: str, generic: str | None) -> str:
     return f"{base}/v1/{signal}"
 
 
-def _exporter(signal: str, v: dict[str, Any]) -> ExporterConfig:
+def _exporter(signal: str, v: dict[str, Any], sources: dict[str, str]) -> ExporterConfig:
     def pick(name: str) -> Any:
         specific = v[f"{signal}_{name}"]
         return specific if specific is not None else v[f"otlp_{name}"]
@@ -189,6 +189,12 @@ def _exporter(signal: str, v: dict[str, Any]) -> ExporterConfig:
     protocol = pick("protocol")
     specific_endpoint = v[f"{signal}_endpoint"]
     endpoint = specific_endpoint or _default_endpoint(signal, protocol, v["otlp_endpoint"])
+    if v[f"{signal}_exporter"] == "otlp" and protocol != "grpc" and "://" not in endpoint:
+        # host:port is gRPC's short form only; OTLP/HTTP needs a scheme (caught here, not at the first export).
+        field = f"{signal}_endpoint" if specific_endpoint else "otlp_endpoint"
+        source = sources.get(field, "default")
+        label = source[4:] if source.startswith("env:") else f"keyword argument {field}"
+        raise ConfigError(label, v[field] or endpoint, f"an http:// or https:// URL for protocol {protocol}")
     return ExporterConfig(
         signal=signal,
         kind=v[f"{signal}_exporter"],
@@ -224,9 +230,9 @@ def resolve(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
         disabled=v["disabled"],
         service_name=service_name,
         resource_attributes=tuple(attributes.items()),
-        traces=_exporter("traces", v),
-        logs=_exporter("logs", v),
-        metrics=_exporter("metrics", v),
+        traces=_exporter("traces", v, sources),
+        logs=_exporter("logs", v, sources),
+        metrics=_exporter("metrics", v, sources),
         sampler=v["sampler"],
         sampler_arg=v["sampler_arg"],
         propagators=v["propagators"],

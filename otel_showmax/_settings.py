@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 PREFIX = "OTEL_SHOWMAX_"
 SIGNALS = ("traces", "logs", "metrics")
@@ -177,6 +177,45 @@ def existing_file(value: Any) -> str | None:
     return path
 
 
+def pem_file(value: Any) -> str | None:
+    """The path of a readable file holding at least one PEM block (certificate or key)."""
+    path = existing_file(value)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            head = file.read(1 << 20)
+    except OSError:
+        raise Invalid
+    if b"-----BEGIN " not in head:
+        raise Invalid
+    return path
+
+
+_HOST_PORT = re.compile(r"^\[?[A-Za-z0-9._:-]+\]?:\d{1,5}$")
+
+
+def endpoint(value: Any) -> str | None:
+    """An OTLP endpoint: ``http(s)://host[:port][/path]``, or ``host:port`` (gRPC's short form)."""
+    url = optional_text(value)
+    if url is None:
+        return None
+    if any(c.isspace() for c in url):
+        raise Invalid
+    if "://" not in url:
+        if not _HOST_PORT.match(url):
+            raise Invalid
+        return url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise Invalid
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise Invalid
+    return url
+
+
 def level(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -248,14 +287,15 @@ DEFAULT_REDACT_QUERY = (
 def _exporter_settings() -> list[Setting]:
     """Generic OTLP settings plus their per-signal variants (signal-specific env var first)."""
     generic = [
-        ("endpoint", optional_text, None, "a URL such as http://127.0.0.1:4318", False),
+        ("endpoint", endpoint, None, "an http:// or https:// URL such as http://127.0.0.1:4318 (or host:port for gRPC)",
+         False),
         ("protocol", choice(*PROTOCOLS), "http/protobuf", ", ".join(PROTOCOLS), False),
         ("headers", headers, (), "key=value pairs separated by commas (values URL-encoded)", True),
         ("timeout", non_negative_float, 10.0, "a number of seconds >= 0 (as opentelemetry-sdk reads it)", False),
         ("compression", choice(*COMPRESSIONS), "none", ", ".join(COMPRESSIONS), False),
-        ("certificate", existing_file, None, "the path of an existing CA certificate file", False),
-        ("client_key", existing_file, None, "the path of an existing client key file", False),
-        ("client_certificate", existing_file, None, "the path of an existing client certificate file", False),
+        ("certificate", pem_file, None, "the path of a readable PEM CA certificate file", False),
+        ("client_key", pem_file, None, "the path of a readable PEM client key file", False),
+        ("client_certificate", pem_file, None, "the path of a readable PEM client certificate file", False),
     ]
     out = []
     for name, parse, default, accepted, secret in generic:

@@ -65,7 +65,7 @@ def test_secrets_are_masked():
         ("OTEL_TRACES_SAMPLER_ARG", "1.5", "a number from 0 to 1"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "none, gzip, deflate"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "seconds"),
-        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "existing CA certificate"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable PEM CA certificate"),
         ("OTEL_PROPAGATORS", "tracecontext,nosuch", "tracecontext"),
         ("OTEL_SHOWMAX_SHUTDOWN_TIMEOUT", "-2", "seconds >= 0"),
         ("OTEL_SHOWMAX_LOG_FIELDS", "custom", "plain, otel, ecs"),
@@ -105,3 +105,39 @@ def test_docs_settings_table_is_current():
 
     doc = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
     assert markdown_table() in doc, "regenerate: python -m otel_showmax._settings > docs/settings.md"
+
+
+@pytest.mark.parametrize(("env", "value", "accepted"), [
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http//127.0.0.1:4318", "http:// or https:// URL"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:99999", "http:// or https:// URL"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector", "http:// or https:// URL"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector host:4318", "http:// or https:// URL"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "URL for protocol http/protobuf"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "localhost:4318/v1/traces", "http:// or https:// URL"),
+    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "localhost:4318", "URL for protocol http/protobuf"),
+])
+def test_a_malformed_endpoint_fails_at_setup_naming_the_variable(env, value, accepted):
+    with pytest.raises(ConfigError) as raised:
+        resolve(environ={env: value})
+    assert raised.value.source == env and raised.value.value == value
+    assert accepted in str(raised.value)
+
+
+def test_grpc_takes_host_and_port_without_a_scheme():
+    config = resolve(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert config.traces.endpoint == "localhost:4317"
+
+
+@pytest.mark.parametrize("setting", ["certificate", "client_key", "client_certificate"])
+def test_an_unreadable_or_non_pem_certificate_fails_at_setup(tmp_path, setting):
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"\x00not a certificate")
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    for path in (garbage, directory):
+        with pytest.raises(ConfigError) as raised:
+            resolve({setting: str(path)}, environ={})
+        assert raised.value.source == f"keyword argument {setting}" and "readable PEM" in str(raised.value)
+    good = tmp_path / "ca.pem"
+    good.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert getattr(resolve({setting: str(good)}, environ={}).traces, setting) == str(good)
