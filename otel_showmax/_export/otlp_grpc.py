@@ -1,4 +1,4 @@
-"""OTLP/gRPC span and log exporters that send the lean encoder's bytes (spans via _escape).
+"""OTLP/gRPC span and log exporters sending the bytes of our protobuf encoder (spans escaped by utf8).
 
 Upstream's gRPC exporters (opentelemetry-exporter-otlp-proto-grpc) build protobuf messages with
 their encoder and let the stub serialize them. These subclasses put the same request on the same

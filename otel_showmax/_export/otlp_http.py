@@ -1,4 +1,4 @@
-"""OTLP/HTTP span and log exporters that encode with otel_showmax._export.protobuf (spans via _escape).
+"""OTLP/HTTP span and log exporters encoding with otel_showmax._export.protobuf (spans escaped by utf8).
 
 They are upstream's exporters (opentelemetry-exporter-otlp-proto-http) with ``export()`` copied
 line for line, except for the encoding call: the same shutdown check, exporter metrics,

@@ -1,4 +1,4 @@
-"""A lean OTLP/protobuf encoder for spans and log records.
+"""The OTLP/protobuf encoder for spans and log records: upstream's bytes with less work per item.
 
 Upstream's ``encode_spans(spans).SerializePartialToString()`` builds a protobuf object for every
 span, attribute, key and value, then serializes them: ~60 µs for a typical Falcon server span. Under

@@ -1,4 +1,4 @@
-"""A lean Falcon tracing path with upstream's output and less work per request.
+"""Falcon server spans and HTTP metrics: upstream's output with less work per request.
 
 ``TracedApp`` is a drop-in for opentelemetry-instrumentation-falcon's instrumented app class
 (``_InstrumentedFalconAPI``, 0.66b1): the same constructor protocol (``_otel_opts`` with

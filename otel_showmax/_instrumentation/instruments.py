@@ -1,4 +1,4 @@
-"""Cheaper synchronous measurements with exactly the SDK's output.
+"""Bound synchronous instruments: the SDK's aggregations looked up once per attribute set, same output.
 
 ``BoundHistogram(histogram).record(value, attributes, context)`` exports what
 ``histogram.record(value, attributes, context)`` would (same points, start times, exemplars, views,

@@ -203,3 +203,16 @@ def test_an_upward_import_is_caught(tmp_path: Path, source: str) -> None:
     graph = import_graph(root)
     assert cycles(graph) == []
     assert any(layer(t) > layer(n) for n, ts in graph.items() for t in ts)
+
+
+def test_every_module_is_in_the_architecture_doc() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            listed = f"`{path.parent.name}/`" in doc or path.parent == PACKAGE and "`otel_showmax/__init__.py`" in doc
+        else:
+            listed = f"`{path.name}`" in doc or f"`{path.stem}`" in doc
+        if not listed:
+            missing.append(str(path.relative_to(PACKAGE.parent)))
+    assert missing == []
