@@ -41,20 +41,19 @@ import falcon
 from opentelemetry import trace
 
 # Upstream's private names: the only ones used; tests/test_falcon.py fails loudly if they change.
-from opentelemetry.instrumentation.falcon import _ENVIRON_EXC as UPSTREAM_EXC_KEY
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
 from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp
-from opentelemetry.trace import SpanKind, get_current_span
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.http import (
     get_custom_headers,
     normalise_request_header_name,
     normalise_response_header_name,
-    sanitize_method,
 )
 
 from . import _diag
 from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
+from ._instrumentation.request_log import REQUEST_LOG_FIELDS, START_KEY, RequestLogMiddleware
 from ._pipeline.tracer import TrustedAttributes, set_trusted_attributes
 
 __all__ = [
@@ -69,15 +68,9 @@ __all__ = [
 _ReqT = TypeVar("_ReqT")
 _RespT = TypeVar("_RespT")
 
-METHOD, ROUTE, PATH, STATUS = "http.request.method", "http.route", "url.path", "http.response.status_code"
-DURATION, CLIENT, USER_AGENT = "duration_ms", "client.address", "user_agent.original"
-REQUEST_LOG_FIELDS = (METHOD, ROUTE, PATH, STATUS, DURATION, CLIENT, USER_AGENT)
-# Longest url.path / user_agent.original written into a request log (a 64 KiB header stays out).
-MAX_FIELD = 2048
 # Span attributes that may carry a query string (old and stable HTTP semantic conventions).
 URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
 
-_START_KEY = "otel_showmax.start"
 _ORIGINAL_APP: Any = TracedApp.__bases__[0]  # falcon.app.App, which TracedApp (like upstream's class) subclasses
 _ORIGINAL_CALL = _ORIGINAL_APP.__call__
 _APP_SLOTS = tuple(
@@ -203,133 +196,7 @@ def _response_hook(span: Any, req: Any, resp: Any) -> None:
         _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
 
 
-# -- the request log ------------------------------------------------------------------------------------
-
-
-class RequestLogMiddleware:
-    """Falcon middleware writing one request log per request and recording 5xx exceptions.
-
-    otel_showmax puts it right after upstream's trace middleware, so its ``process_response`` runs
-    after every other middleware's and before the server span ends.
-    """
-
-    def process_response(self, req: Any, resp: Any, resource: Any, req_succeeded: bool) -> None:
-        env = req.env
-        start = env.get(_START_KEY)
-        options = _options
-        if start is None or options is None:
-            return
-        try:
-            self._finish(env, req, resp, start, options)
-        except Exception as error:  # never break the request
-            _diag.warn("falcon_request_log", "request log not written: %r", error)
-
-    @staticmethod
-    def _finish(env: dict[str, Any], req: Any, resp: Any, start: float, options: _Options) -> None:
-        try:
-            status = resp.status_code
-        except Exception:
-            status = 500
-        error = env.get(UPSTREAM_EXC_KEY) if status >= 500 else None
-        if error is not None:
-            span = get_current_span()
-            if span.is_recording():
-                span.record_exception(error)
-        if not options.request_log:
-            return
-        level = logging.ERROR if status >= 500 else options.level
-        logger = options.logger
-        if not logger.isEnabledFor(level):
-            return
-        duration = round((perf_counter() - start) * 1000, 3)
-        raw_method = env.get("REQUEST_METHOD", "")
-        method = _STANDARD_METHODS.get(raw_method) or sanitize_method(raw_method)
-        path = _text(env.get("PATH_INFO", ""))
-        extra: dict[str, Any] = {METHOD: method}
-        route = req.uri_template
-        if route:
-            extra[ROUTE] = route
-        extra[PATH] = path
-        extra[STATUS] = status
-        extra[DURATION] = duration
-        client = env.get("REMOTE_ADDR")
-        if client:
-            extra[CLIENT] = client
-        agent = env.get("HTTP_USER_AGENT")
-        if agent:
-            extra[USER_AGENT] = _text(agent)
-        exc_info = (type(error), error, error.__traceback__) if error is not None else None
-        args = (method, route or path, status, duration)
-        caller = _caller
-        cls = type(logger)
-        if (caller is not None and cls.log is _LOGGER_LOG and cls._log is _LOGGER_LOG_IMPL
-                and cls.findCaller is _LOGGER_FIND_CALLER and logging._srcfile):
-            # What the call below does, minus findCaller's stack walk (the same caller, found once).
-            logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
-                                            caller[2], extra, None))
-        else:  # the reference (a custom Logger class gets exactly this call)
-            logger.log(level, _MESSAGE, *args, extra=extra, exc_info=exc_info)
-
-
-_MESSAGE = "%s %s %d %.1fms"
-# Request methods sanitize_method returns unchanged whatever the environment says (it costs ~1 µs).
-_STANDARD_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
-_LOGGER_LOG = logging.Logger.log
-_LOGGER_LOG_IMPL = logging.Logger._log
-_LOGGER_FIND_CALLER = logging.Logger.findCaller
-
-
-class _CallerProbe(logging.Logger):
-    """Records what findCaller reports for the reference call in ``_finish``; makes no record."""
-
-    found: tuple[str, int, str | None] | None = None
-
-    def isEnabledFor(self, level: int) -> bool:
-        return True
-
-    def makeRecord(self, name: str, level: int, fn: str, lno: int, msg: object, args: Any, exc_info: Any,
-                   func: str | None = None, extra: Any = None, sinfo: str | None = None) -> logging.LogRecord:
-        self.found = (fn, lno, func)
-        return logging.LogRecord(name, level, fn, lno, msg, args, exc_info, func, sinfo)
-
-    def handle(self, record: logging.LogRecord) -> None:
-        pass
-
-
-def _find_caller() -> tuple[str, int, str] | None:
-    """(pathname, lineno, funcName) of the request log's records, as findCaller gives them; None: always ask it."""
-    if not logging._srcfile or any(
-        getattr(logging.Logger, name).__module__ != "logging" for name in ("log", "_log", "findCaller")
-    ):
-        return None  # logging patched before us: its own call every time
-    probe = _CallerProbe("otel_showmax.caller_probe")
-    options: Any = types.SimpleNamespace(request_log=True, logger=probe, level=logging.INFO)
-    request: Any = types.SimpleNamespace(uri_template="/")
-    response: Any = types.SimpleNamespace(status_code=200)
-    try:
-        RequestLogMiddleware._finish({}, request, response, perf_counter(), options)
-    except Exception:  # pragma: no cover - defensive
-        return None
-    found = probe.found
-    code = RequestLogMiddleware._finish.__code__
-    if found is None or found[0] != code.co_filename or found[2] != code.co_name:
-        return None
-    return (found[0], found[1], code.co_name)
-
-
-_MIDDLEWARE = RequestLogMiddleware()
-
-
-def _text(value: Any) -> str:
-    """At most MAX_FIELD characters of valid UTF-8 text (lone surrogates escaped: OTLP needs UTF-8)."""
-    text = str(value)[:MAX_FIELD]
-    if not text.isascii():
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-_caller: tuple[str, int, str] | None = None
-_caller = _find_caller()
+_MIDDLEWARE = RequestLogMiddleware(lambda: _options)
 
 
 # -- the app class in falcon.App while instrumented -----------------------------------------------------
@@ -362,7 +229,7 @@ def _make_app_class(upstream: type) -> type:
             excluded = options.excluded
             if excluded is not None and excluded.search(env.get("PATH_INFO", "/")):
                 return _ORIGINAL_CALL(self, env, start_response)
-            env[_START_KEY] = perf_counter()
+            env[START_KEY] = perf_counter()
             return super().__call__(env, start_response)
 
         def _python_error_handler(self, req: Any, resp: Any, error: Exception, params: Any) -> None:

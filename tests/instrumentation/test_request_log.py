@@ -29,6 +29,7 @@ from opentelemetry.util.http import sanitize_method
 import otel_showmax.falcon as showmax_falcon
 from otel_showmax import correlation
 from otel_showmax._export.protobuf import EncodedLogs
+from otel_showmax._instrumentation import request_log
 from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 from tests._records import ListHandler
 
@@ -84,8 +85,9 @@ def run(monkeypatch: pytest.MonkeyPatch, fast: bool, logger_name: str = "otel_sh
     """Everything the request log produced for ``requests()``: records, local lines, queued records."""
     with monkeypatch.context() as m:
         m.setattr(showmax_falcon, "perf_counter", lambda: 12.5)  # the same duration every run
+        m.setattr(request_log, "perf_counter", lambda: 12.5)
         if not fast:
-            m.setattr(showmax_falcon, "_caller", None)
+            m.setattr(request_log, "_caller", None)
         stack_walks: list[int] = []
 
         def currentframe():  # what findCaller uses, counted
@@ -148,8 +150,8 @@ def exported(queued: list) -> list[bytes]:
 
 
 def test_the_caller_is_the_reference_call():
-    path, lineno, func = showmax_falcon._caller
-    assert path == showmax_falcon.RequestLogMiddleware._finish.__code__.co_filename and func == "_finish"
+    path, lineno, func = request_log._caller
+    assert path == request_log.RequestLogMiddleware._finish.__code__.co_filename and func == "_finish"
     assert linecache.getline(path, lineno).strip().startswith("logger.log(level, _MESSAGE, *args")
 
 
@@ -160,8 +162,8 @@ def test_fast_path_output_is_identical(monkeypatch):
     assert (old["stack_walks"], new["stack_walks"]) == (5, 0)
     for a, b in zip(old["records"], new["records"], strict=True):
         assert comparable(a) == comparable(b)
-        assert (b.pathname, b.funcName, b.filename, b.module) == (showmax_falcon._caller[0], "_finish", "falcon.py",
-                                                                   "falcon")
+        assert (b.pathname, b.funcName, b.filename, b.module) == (request_log._caller[0], "_finish",
+                                                                "request_log.py", "request_log")
     assert new["records"][2].exc_info[0] is RuntimeError and new["records"][1].levelno == logging.INFO
     assert new["lines"] == old["lines"]
     strip = [{k: v for k, v in json.loads(line).items() if k != "time"} for line in old["json"]]
@@ -255,5 +257,26 @@ def test_standard_methods_shortcut_matches_sanitize_method(monkeypatch, capture_
         monkeypatch.setenv("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", "1")
     else:
         monkeypatch.delenv("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", raising=False)
-    for method in [*showmax_falcon._STANDARD_METHODS, "get", "Post", "QUERY", "PROPFIND", "", "G\u00c9T"]:
-        assert (showmax_falcon._STANDARD_METHODS.get(method) or sanitize_method(method)) == sanitize_method(method)
+    for method in [*request_log._STANDARD_METHODS, "get", "Post", "QUERY", "PROPFIND", "", "G\u00c9T"]:
+        assert (request_log._STANDARD_METHODS.get(method) or sanitize_method(method)) == sanitize_method(method)
+
+
+class _Falcon31Response:
+    """What falcon 3.1's Response offers: ``status`` only, no ``status_code``."""
+
+    def __init__(self, status: object) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize(("status", "code"), [
+    ("200 OK", 200), ("302 Found", 302), ("404 Not Found", 404), ("405 Method Not Allowed", 405), (201, 201),
+    (__import__("http").HTTPStatus.BAD_REQUEST, 400), ("garbage", 500), (None, 500),
+])
+def test_status_code_reads_falcon_3_responses_too(status, code):
+    assert request_log.status_code(_Falcon31Response(status)) == code
+
+
+def test_status_code_prefers_falcon_4s_status_code():
+    response = falcon.Response()
+    response.status = falcon.HTTP_302
+    assert request_log.status_code(response) == 302

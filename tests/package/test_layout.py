@@ -210,7 +210,7 @@ def test_every_module_is_in_the_architecture_doc() -> None:
     missing = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "__init__.py":
-            listed = f"`{path.parent.name}/`" in doc or path.parent == PACKAGE and "`otel_showmax/__init__.py`" in doc
+            listed = f"`{path.parent.name}/`" in doc or (path.parent == PACKAGE and "`otel_showmax/__init__.py`" in doc)
         else:
             listed = f"`{path.name}`" in doc or f"`{path.stem}`" in doc
         if not listed:
