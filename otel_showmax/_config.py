@@ -36,6 +36,24 @@ class Provenance:
     pid: int
 
 
+@dataclass
+class Libraries:
+    """Which instrumentors ``setup()`` turned on in this process, and which it skipped and why."""
+
+    active: list[str] = field(default_factory=list)
+    """Entry-point names instrumented by otel_showmax (or found instrumented already)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Entry-point name → why it was not turned on."""
+    pending: bool = False
+    """Waiting for gevent's ``patch_all`` in this process (a gunicorn gevent worker with ``--preload``)."""
+    by_wrapper: bool = False
+    """``opentelemetry-instrument`` configured the process: its own loader turns them on."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"active": list(self.active), "skipped": dict(self.skipped), "pending": self.pending,
+                "by_wrapper": self.by_wrapper}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExporterConfig:
     """The effective exporter settings of one signal."""
@@ -104,6 +122,9 @@ class Config:
     log_fields: str
     log_export_level: int
     instrument_falcon: bool
+    instrumentations: tuple[str, ...] | None
+    """Installed instrumentors setup() turns on: None for all, else these names."""
+    disabled_instrumentations: tuple[str, ...]
     request_log: bool
     request_log_logger: str
     request_log_level: int
@@ -116,6 +137,8 @@ class Config:
     sources: Mapping[str, str] = field(compare=False, repr=False)
     """For each setting: ``argument``, ``env:NAME`` or ``default``."""
     provenance: Provenance | None = field(default=None, compare=False)
+    libraries: Libraries | None = field(default=None, compare=False)
+    """Which installed instrumentors setup() turned on and which it skipped, with why."""
 
     def exporter(self, signal: str) -> ExporterConfig:
         """The exporter settings of ``traces``, ``logs`` or ``metrics``."""
@@ -125,7 +148,7 @@ class Config:
         """Every setting, secrets masked, with its source and the provenance."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("sources", "provenance"):
+            if f.name in ("sources", "provenance", "libraries"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, ExporterConfig):
@@ -135,6 +158,7 @@ class Config:
             out[f.name] = value
         out["sources"] = dict(self.sources)
         out["provenance"] = asdict(self.provenance) if self.provenance else None
+        out["libraries"] = self.libraries.as_dict() if self.libraries else None
         return out
 
     def with_provenance(self, provenance: Provenance) -> Config:
@@ -262,6 +286,8 @@ def resolve(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
         log_fields=v["log_fields"],
         log_export_level=v["log_export_level"],
         instrument_falcon=v["instrument_falcon"],
+        instrumentations=v["instrumentations"],
+        disabled_instrumentations=v["disabled_instrumentations"],
         request_log=v["request_log"],
         request_log_logger=v["request_log_logger"],
         request_log_level=v["request_log_level"],

@@ -117,6 +117,17 @@ def csv(value: Any) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+def instrumentation_names(value: Any) -> tuple[str, ...] | None:
+    """``all`` (None: every installed one), ``none`` (an empty tuple), or the names."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("all", ""):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return ()
+    return csv(value)
+
+
 def lower_csv(value: Any) -> tuple[str, ...]:
     return tuple(item.lower() for item in csv(value))
 
@@ -358,6 +369,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_fields", (PREFIX + "LOG_FIELDS",), "plain", choice(*LOG_FIELD_PRESETS), ", ".join(LOG_FIELD_PRESETS)),
     Setting("log_export_level", (PREFIX + "LOG_EXPORT_LEVEL",), logging.NOTSET, level, "a logging level name"),
     Setting("instrument_falcon", (PREFIX + "INSTRUMENT_FALCON",), True, boolean, "true or false"),
+    Setting(
+        "instrumentations", (PREFIX + "INSTRUMENTATIONS",), None, instrumentation_names,
+        "all, none, or instrumentation names separated by commas (e.g. requests,sqlite3,redis)",
+        doc="which installed OpenTelemetry instrumentors setup() turns on (all by default, as the wrapper)",
+    ),
+    Setting(
+        "disabled_instrumentations", ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",), (), csv,
+        "instrumentation names separated by commas, or * for all",
+    ),
     Setting("request_log", (PREFIX + "REQUEST_LOG",), True, boolean, "true or false"),
     Setting("request_log_logger", (PREFIX + "REQUEST_LOG_LOGGER",), "otel_showmax.request", text, "a logger name"),
     Setting("request_log_level", (PREFIX + "REQUEST_LOG_LEVEL",), logging.INFO, level, "a logging level name"),

@@ -14,11 +14,11 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import _diag
-from ._config import Config, Provenance, resolve
+from ._config import Config, Libraries, Provenance, resolve
 from ._export.exporters import preload_when_safe as preload_exporters
 from ._export.exporters import quiet_upstream_loggers
 from ._export.worker import BatchWorker
@@ -90,7 +90,7 @@ def setup(*, entry_point: str = "setup()", **options: Any) -> Config:
             _build(state)
         _state = state
         _install_process_hooks()
-        return config
+        return state.config
 
 
 def _again(state: State, entry_point: str, options: dict[str, Any]) -> Config:
@@ -139,7 +139,7 @@ def _build(state: State) -> None:
     _keep_request_log(config)
     if state.reader is not None and not _uwsgi_master():
         state.reader.ensure_started()  # in a uWSGI master: in each worker, after fork
-    _instrument(config, tracer_provider)
+    state.config = replace(config, libraries=_instrument(config, tracer_provider))
 
 
 def _set_globals(state: State) -> None:
@@ -197,7 +197,9 @@ def _correlation_fields(config: Config) -> frozenset[str]:
     return correlation.injected_fields()
 
 
-def _instrument(config: Config, tracer_provider: Any) -> None:
+def _instrument(config: Config, tracer_provider: Any) -> Libraries:
+    from ._instrumentation.libraries import instrument_installed
+
     if config.instrument_falcon:
         from . import falcon as falcon_support
 
@@ -214,6 +216,8 @@ def _instrument(config: Config, tracer_provider: Any) -> None:
         )
     if "uwsgi" in sys.modules:
         install_uwsgi_hooks()
+    wrapper = config.provenance is not None and config.provenance.entry_point == "opentelemetry-instrument"
+    return instrument_installed(config.instrumentations, config.disabled_instrumentations, wrapper=wrapper)
 
 
 def install_uwsgi_hooks() -> bool:

@@ -31,7 +31,11 @@ class ShowmaxDistro(BaseDistro):
             # Trace-context injection is ours (otel_showmax.correlation) and so is the bridge:
             # a second OTel logging handler would export every record twice.
             kwargs["enable_log_auto_instrumentation"] = False
-        super().load_instrumentor(entry_point, **kwargs)
+        from ._instrumentation import libraries
+
+        # In a gunicorn master before gevent patches, importing requests & co. would make gevent
+        # warn: wait for patch_all or the first request, as setup() does.
+        libraries.later(lambda: BaseDistro.load_instrumentor(self, entry_point, **kwargs))
 
 
 class ShowmaxConfigurator:

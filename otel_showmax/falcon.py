@@ -51,6 +51,7 @@ from opentelemetry.util.http import (
 )
 
 from . import _diag
+from ._instrumentation import libraries
 from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
 from ._instrumentation.request_log import REQUEST_LOG_FIELDS, START_KEY, RequestLogMiddleware
@@ -223,6 +224,8 @@ def _make_app_class(upstream: type) -> type:
             _apps.add(self)
 
         def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
+            if libraries.pending:  # library instrumentors waited for gevent: on before the first request
+                libraries.run_pending()
             options = _options
             if options is None or not self._is_instrumented_by_opentelemetry:
                 return _ORIGINAL_CALL(self, env, start_response)
@@ -265,7 +268,8 @@ def instrument(
     """Trace Falcon WSGI apps created from now on; write one request log per request.
 
     Idempotent: a later call replaces the options (read per request) and, for apps created
-    afterwards, the tracer provider. Apps created before the first call: see ``instrument_app``.
+    afterwards, the tracer provider. Apps created before the first call are traced too: each serves
+    through ``instrument_app(app)``, built on its first request.
 
     Args:
         tracer_provider: the provider for server spans; default: the global one.
@@ -326,28 +330,49 @@ def instrument(
         _app_class = _make_app_class(TracedApp)
         falcon.App = _app_class  # type: ignore[misc]
         _watch_asgi()
-    _warn_untraced_apps()
+        _ORIGINAL_APP.__call__ = _call_untraced
 
 
-def _warn_untraced_apps() -> None:
-    """Say so when Falcon apps built before instrumenting exist: they get no spans (one look at start-up)."""
-    try:
-        import gc
+# -- apps created before instrument(): traced through an equivalent app built on first use -----------
+#
+# An app object made before setup() (gunicorn --preload with setup() in post_fork, an app imported
+# before setup(), a factory called early) has falcon's own class. While instrumented, that class's
+# __call__ serves such an app through instrument_app(app): the same routes, sinks, error handlers
+# and middleware, built once per app on its first request in each process.
 
-        early = sum(
-            1
-            for o in gc.get_objects()
-            if isinstance(o, _ORIGINAL_APP) and not isinstance(o, (UpstreamApp, TracedApp)) and not _is_asgi(o)
-        )
-    except Exception:  # pragma: no cover - diagnostics only
-        return
-    if early:
-        _diag.once(
-            "falcon_early_apps",
-            "%d falcon.App object(s) were created before otel_showmax instrumented Falcon and are not traced: "
-            "call otel_showmax.setup() before creating the app, or serve otel_showmax.falcon.instrument_app(app)",
-            early,
-        )
+_adopted: dict[int, tuple[Any, Any]] = {}  # id(app) -> (app, its traced twin, or None when it cannot be)
+_ADOPTED_MAX = 64  # app factories in tests make many apps: keep the newest
+
+
+def _call_untraced(self: Any, env: dict[str, Any], start_response: Any) -> Any:
+    if _options is not None and not isinstance(self, (TracedApp, UpstreamApp)):
+        entry = _adopted.get(id(self))
+        if entry is None or entry[0] is not self:
+            entry = _adopt(self)
+        if entry[1] is not None:
+            return entry[1](env, start_response)
+    return _ORIGINAL_CALL(self, env, start_response)
+
+
+def _adopt(app: Any) -> tuple[Any, Any]:
+    with _lock:
+        entry = _adopted.get(id(app))
+        if entry is not None and entry[0] is app:
+            return entry
+        try:
+            traced = instrument_app(app)
+        except (TypeError, RuntimeError) as error:
+            _diag.once(
+                f"falcon_adopt:{type(app).__module__}.{type(app).__qualname__}",
+                "%s.%s app created before otel_showmax.setup() is not traced (%s): create it after "
+                "otel_showmax.setup(), or serve otel_showmax.falcon.instrument_app(app)",
+                type(app).__module__, type(app).__qualname__, error,
+            )
+            traced = None
+        while len(_adopted) >= _ADOPTED_MAX:
+            del _adopted[next(iter(_adopted))]
+        entry = _adopted[id(app)] = (app, traced)
+        return entry
 
 
 _PROVIDER = _RedactingTracerProvider(None)
@@ -378,6 +403,8 @@ def uninstrument() -> None:
             except Exception as error:  # pragma: no cover - a half-built app
                 _diag.warn("falcon_uninstrument", "request log middleware not removed: %r", error)
         _apps.clear()
+        _ORIGINAL_APP.__call__ = _ORIGINAL_CALL
+        _adopted.clear()
         _app_class = None
         _PROVIDER.provider = None
         _unwatch_asgi()

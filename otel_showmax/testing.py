@@ -6,14 +6,16 @@ import logging
 
 from . import _diag, _setup, _upstream
 from ._export import exporters as _exporters
+from ._instrumentation import libraries
 from ._pipeline import log_bridge as _bridge
 
 
 def reset(timeout: float = 0.5) -> None:
     """Shut down and forget the configuration, so the next ``setup()`` configures afresh.
 
-    Removes the bridge handler, the correlation record factory, the Falcon instrumentation and
-    the rate-limited handlers on OpenTelemetry's own loggers, and clears OpenTelemetry's global providers. For tests only.
+    Removes the bridge handler, the correlation record factory, the Falcon instrumentation, the
+    library instrumentors ``setup()`` turned on and the rate-limited handlers on OpenTelemetry's own
+    loggers, and clears OpenTelemetry's global providers. For tests only.
     """
     state = _setup.get_state()
     if state is not None:
@@ -36,6 +38,7 @@ def reset(timeout: float = 0.5) -> None:
         falcon_support.uninstrument()
     except (ImportError, AttributeError):
         pass
+    libraries.uninstrument()
     _exporters.restore_upstream_loggers()
     _upstream.reset_globals()
     _setup.clear_state()

@@ -478,16 +478,15 @@ def test_app_created_before_instrumenting(sink, capsys):
     custom = CustomApp()
     add_routes(custom)
     tp, exporter = provider()
-    showmax_falcon.instrument(tracer_provider=tp, **OPTIONS)
-    assert "were created before otel_showmax instrumented Falcon and are not traced" in capsys.readouterr().err
     falcon.testing.TestClient(early).simulate_get("/titles/1")
-    assert exporter.get_finished_spans() == () and sink.request_logs() == []  # negative control
+    assert Count.calls == 1 and sink.request_logs() == []  # negative control: not instrumented yet
+    showmax_falcon.instrument(tracer_provider=tp, **OPTIONS)
+    assert capsys.readouterr().err == ""
 
-    traced = showmax_falcon.instrument_app(early)
-    assert showmax_falcon.instrument_app(traced) is traced
-    early.add_route("/boom", Boom())  # routes added later to the old object are shared
+    # Served as it is (gunicorn --preload with setup() in post_fork holds this very object):
+    early.add_route("/boom", Boom())  # routes added after instrument() are seen too
     early.add_route("/keyerror", type("K", (), {"on_get": lambda self, req, resp: {}["missing"]})())
-    client = falcon.testing.TestClient(traced)
+    client = falcon.testing.TestClient(early)
     errors = io.StringIO()
     statuses = [
         client.simulate_get("/titles/1").status_code,
@@ -497,12 +496,40 @@ def test_app_created_before_instrumenting(sink, capsys):
     assert statuses == [200, 500, 409] and Count.calls == 4
     assert [s.name for s in exporter.get_finished_spans()] == ["GET /titles/{title_id}", "GET /boom", "GET /keyerror"]
     assert len(sink.request_logs()) == 3
-    assert "token=REDACTED" in errors.getvalue()  # falcon's default error handler is ours on the copy
+    assert "token=REDACTED" in errors.getvalue()  # falcon's default error handler is ours there too
 
+    traced = showmax_falcon.instrument_app(early)  # the explicit way gives the same
+    assert showmax_falcon.instrument_app(traced) is traced
+    assert falcon.testing.TestClient(traced).simulate_get("/titles/1").status_code == 200
+    assert len(exporter.get_finished_spans()) == 4 and Count.calls == 5
+
+    assert falcon.testing.TestClient(custom).simulate_get("/titles/2").status_code == 200
+    assert len(exporter.get_finished_spans()) == 5 and len(sink.request_logs()) == 5
     traced_custom = showmax_falcon.instrument_app(custom)
     assert isinstance(traced_custom, CustomApp) and traced_custom.extra() == "mine"
-    assert falcon.testing.TestClient(traced_custom).simulate_get("/titles/2").status_code == 200
-    assert len(exporter.get_finished_spans()) == 4
+
+    showmax_falcon.uninstrument()
+    falcon.testing.TestClient(early).simulate_get("/titles/1")
+    assert len(exporter.get_finished_spans()) == 5  # plain falcon again
+
+
+def test_an_early_app_that_cannot_be_rebuilt_is_named_once_and_served_untraced(sink, capsys):
+    class Rigid(falcon.App):
+        def __init__(self, required):
+            super().__init__()
+            self.required = required
+
+    early = Rigid("x")
+    add_routes(early)
+    tp, exporter = provider()
+    showmax_falcon.instrument(tracer_provider=tp, **OPTIONS)
+    client = falcon.testing.TestClient(early)
+    assert [client.simulate_get("/titles/1").status_code for _ in range(3)] == [200, 200, 200]
+    err = capsys.readouterr().err
+    assert err.count("test_falcon.test_an_early_app_that_cannot_be_rebuilt_is_named_once_and_served_untraced."
+                     "<locals>.Rigid app created before otel_showmax.setup() is not traced") == 1
+    assert "otel_showmax.falcon.instrument_app(app)" in err and exporter.get_finished_spans() == ()
+    showmax_falcon.uninstrument()
 
 
 def test_instrument_app_errors():

@@ -1,8 +1,9 @@
 """The storefront: a second small Falcon service that calls the catalogue API over HTTP.
 
 One user request to the storefront is one distributed trace: the storefront's server span, the
-client span of its ``requests`` call (instrumented, so the W3C ``traceparent`` header travels with
-it) and the catalogue's server span share one trace id, and both services' log lines carry it.
+client span of its ``requests`` call (``setup()`` turns on every installed instrumentor, requests'
+among them, so the W3C ``traceparent`` header travels with it) and the catalogue's server span
+share one trace id, and both services' log lines carry it.
 
 Endpoints::
 
@@ -24,15 +25,8 @@ import otel_showmax
 otel_showmax.setup(service_name=os.environ.get("OTEL_SERVICE_NAME", "storefront"))
 
 import falcon  # noqa: E402  (after setup(): the Falcon instrumentation replaces falcon.App)
-import requests  # noqa: E402
-from opentelemetry.instrumentation.requests import RequestsInstrumentor  # noqa: E402
-
-# opentelemetry-instrument has already instrumented requests (it loads every installed
-# instrumentor); instrumenting twice would only log a warning, so check first.
-if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
-    RequestsInstrumentor().instrument()
-
 import logconfig  # noqa: E402  (local JSON lines with trace ids; see logconfig.py)
+import requests  # noqa: E402  (traced: setup() turned on opentelemetry-instrumentation-requests)
 
 logconfig.configure()
 log = otel_showmax.get_logger("storefront")  # the seed's helper, safe to call anywhere, any number of times

@@ -38,7 +38,7 @@ def _config_facts(config: Any) -> dict[str, tuple[Any, str]]:
     data, sources = config.as_dict(), dict(config.sources)
     out: dict[str, tuple[Any, str]] = {}
     for name, value in data.items():
-        if name in ("sources", "provenance"):
+        if name in ("sources", "provenance", "libraries"):
             continue
         if name in ("traces", "logs", "metrics"):
             for key in _EXPORTER_FIELDS:
@@ -117,7 +117,27 @@ def _inspect(args: Any, report: Report) -> Any:
     provenance = config.provenance
     report.facts["provenance"] = vars(provenance).copy() if provenance else None
     report.facts["config"] = _config_facts(config)
+    report.add(*_libraries(config))
     return config
+
+
+def _libraries(config: Any) -> list[Finding]:
+    """Which installed instrumentors setup() turned on, which it skipped and why."""
+    from .._instrumentation import libraries as loader
+
+    libraries = config.libraries
+    if libraries is None:
+        return []
+    if libraries.pending:  # they wait for patch_all or the first request: see what the server would get
+        loader.run_pending()
+    if libraries.by_wrapper:
+        return [Finding("instrumentations", "ok", "opentelemetry-instrument turns on the installed instrumentors")]
+    findings = [Finding("instrumentations", "ok", "on: " + (", ".join(libraries.active) or "none"))]
+    for name, why in sorted(libraries.skipped.items()):
+        level = "warning" if why.startswith("failed") else "info"
+        findings.append(Finding("instrumentations", level, f"{name}: skipped, {why}",
+                                "see the error above" if level == "warning" else ""))
+    return findings
 
 
 def run_doctor(args: Any) -> int:

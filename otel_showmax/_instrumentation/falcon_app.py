@@ -604,6 +604,8 @@ class TracedApp(_ORIGINAL_APP):
 def uninstrument_apps() -> None:
     """Stop tracing every ``TracedApp``: remove the middleware, serve requests untraced."""
     for app in list(_apps):
+        if not hasattr(app, "_unprepared_middleware"):  # its constructor failed half-way
+            continue
         app._unprepared_middleware = [m for m in app._unprepared_middleware if not isinstance(m, TraceMiddleware)]
         app._middleware = app._prepare_middleware(
             app._unprepared_middleware, independent_middleware=app._independent_middleware

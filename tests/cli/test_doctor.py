@@ -43,6 +43,12 @@ def test_a_correct_set_up_exits_0_and_reaches_the_collector(receiver):
     assert all(p["ms"] >= 0 for p in report["connectivity"])
     assert receiver.wait_for(spans=1, logs=1, metrics=1, timeout=5)
     assert [s["name"] for s in receiver.spans] == ["otel-showmax doctor connectivity check"]
+    instrumentations = sorted(f["message"] for f in report["findings"] if f["check"] == "instrumentations")
+    assert instrumentations == [
+        "falcon: skipped, otel_showmax instruments Falcon itself (otel_showmax.falcon)",
+        "logging: skipped, otel_showmax correlates logs itself (otel_showmax.correlation)",
+        "on: requests",
+    ]
     assert [r["body"] for r in receiver.logs if r["scope"] == ""] == ["otel-showmax doctor connectivity check"]
     assert receiver.spans[0]["resource"]["service.name"] == "doctor-good"
     root = next(n for n in report["logging_tree"] if n["logger"] == "root")

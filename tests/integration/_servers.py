@@ -249,10 +249,10 @@ def _spawn(kind: str, cmd: list[str], env: dict[str, str], port: int, output: Pa
 
 def start_gunicorn(env: dict[str, str], output: Path, *, app: str = "catalogue:app", worker_class: str = "gevent",
                    workers: int = 2, preload: bool = False, wrapper: bool = False,
-                   extra: Sequence[str] = ()) -> Server:
+                   extra: Sequence[str] = (), conf: Path = EXAMPLE / "gunicorn.conf.py") -> Server:
     """gunicorn with the example's gunicorn.conf.py (its otel_showmax hooks), on a free port."""
     port = free_port()
-    cmd = [GUNICORN, "-c", str(EXAMPLE / "gunicorn.conf.py"), "--chdir", str(EXAMPLE),
+    cmd = [GUNICORN, "-c", str(conf), "--chdir", str(EXAMPLE),
            "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class,
            "--no-control-socket", *extra]
     if worker_class == "gthread":
