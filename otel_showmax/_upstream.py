@@ -13,15 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
+
+try:  # opentelemetry-instrumentation >= 0.62b0
+    from opentelemetry.instrumentation.log_utils import std_to_otel
+except ImportError:  # older: the SDK's own (private) copy of the same mapping
+    from opentelemetry.sdk._logs._internal import std_to_otel  # type: ignore[attr-defined,no-redef]
 from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "SUPPRESS_KEY",
     "log_processors",
+    "logger_provider_options",
     "metric_preferences",
     "reset_globals",
     "set_resource",
     "span_processors",
+    "std_to_otel",
     "stop_retrying",
 ]
 
@@ -75,3 +82,14 @@ def stop_retrying(exporter: Any) -> bool:
         return False
     event.set()
     return True
+
+
+def logger_provider_options(limits: Any) -> dict[str, Any]:
+    """``LoggerProvider`` keyword arguments for ``limits`` (opentelemetry-sdk >= 1.41 takes them there)."""
+    import inspect
+
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    if "log_record_limits" in inspect.signature(LoggerProvider.__init__).parameters:
+        return {"log_record_limits": limits}
+    return {}

@@ -23,11 +23,9 @@ from typing import Any
 from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import get_current
-from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.semconv._incubating.attributes import event_attributes
-from opentelemetry.semconv.attributes import exception_attributes, otel_attributes
+from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.trace import get_current_span
 
 from .. import _diag
@@ -42,7 +40,7 @@ from .._export.protobuf import (
     trace_fields,
 )
 from .._export.utf8 import valid_text as _text
-from .._upstream import SUPPRESS_KEY
+from .._upstream import SUPPRESS_KEY, std_to_otel
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -59,8 +57,8 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _PLAIN = frozenset((int, float, bool, bytes, type(None)))
 _PLAIN_OR_STR = _PLAIN | {str}
 _STR = frozenset((str,))
-_EVENT_NAME = otel_attributes.OTEL_EVENT_NAME
-_DEPRECATED_EVENT_NAME = event_attributes.EVENT_NAME
+_EVENT_NAME = "otel.event.name"  # semconv otel_attributes.OTEL_EVENT_NAME (semantic-conventions >= 0.62b0)
+_DEPRECATED_EVENT_NAME = "event.name"  # semconv event_attributes.EVENT_NAME
 _attributes_logger = logging.getLogger("opentelemetry.attributes")  # BoundedAttributes' warnings
 
 
@@ -322,8 +320,8 @@ class Converter:
     def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         skip = self._skip
         attributes = {k: _clean(v) for k, v in vars(record).items() if k not in skip}
-        event_name = attributes.pop(otel_attributes.OTEL_EVENT_NAME, None)
-        deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
+        event_name = attributes.pop(_EVENT_NAME, None)
+        deprecated_event_name = attributes.pop(_DEPRECATED_EVENT_NAME, None)
         if event_name is None:
             event_name = deprecated_event_name
         if record.exc_info:

@@ -10,6 +10,7 @@ from opentelemetry.sdk.resources import Resource
 from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.worker import BatchWorker
+from .._upstream import logger_provider_options
 from .log_bridge import BridgeHandler, Converter
 from .providers import ShowmaxLoggerProvider
 
@@ -43,7 +44,7 @@ def init(
 ) -> tuple[ShowmaxLoggerProvider, BatchWorker | None, BridgeHandler | None, Converter | None]:
     """The logger provider and, unless logs are off, its worker, bridge handler and converter."""
     record_limits = limits(config)
-    provider = ShowmaxLoggerProvider(resource=resource, shutdown_on_exit=False, log_record_limits=record_limits)
+    provider = ShowmaxLoggerProvider(resource=resource, shutdown_on_exit=False, **logger_provider_options(record_limits))
     ec = config.logs
     if ec.kind == "none":
         return provider, None, None, None
