@@ -17,7 +17,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 try:  # opentelemetry-instrumentation >= 0.62b0
     from opentelemetry.instrumentation.log_utils import std_to_otel
 except ImportError:  # older: the SDK's own (private) copy of the same mapping
-    from opentelemetry.sdk._logs._internal import std_to_otel  # type: ignore[attr-defined,no-redef]
+    from opentelemetry.sdk._logs._internal import std_to_otel  # type: ignore[no-redef, unused-ignore]
 from opentelemetry.sdk.resources import Resource
 
 __all__ = [
