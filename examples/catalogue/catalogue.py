@@ -16,8 +16,10 @@ Telemetry has two entry points, and this module works with both:
   configures the process. It must run before ``falcon.App`` is created: the Falcon
   instrumentation replaces ``falcon.App`` when it is switched on.
 
-Each request writes one application log line; otel_showmax adds the request log ("canonical log
-line") and the trace ids to both.
+Titles live in SQLite and pages are cached in Redis when ``REDIS_URL`` is set (``store.py``); the
+sqlite3 and redis instrumentors ``setup()`` turns on make each query and cache call a span. Each
+request writes one application log line; otel_showmax adds the request log ("canonical log line")
+and the trace ids to both.
 """
 
 from __future__ import annotations
@@ -32,25 +34,12 @@ otel_showmax.setup(service_name=os.environ.get("OTEL_SERVICE_NAME", "catalogue")
 
 import falcon  # noqa: E402  (after setup(): see the module docstring)
 import logconfig  # noqa: E402  (local JSON lines with trace ids; see logconfig.py)
+import store  # noqa: E402  (SQLite titles, Redis cache: traced by the instrumentors setup() turned on)
 
 logconfig.configure()
 log = otel_showmax.get_logger("catalogue")  # the seed's helper, safe to call anywhere, any number of times
 
-GENRES = ("drama", "comedy", "documentary", "thriller", "kids", "sport")
-PEOPLE = ("Thandiwe Mokoena", "Sipho Dlamini", "Amina Yusuf", "Kwame Asante", "Naledi Khumalo", "Jonas Berg")
-TITLES: list[dict[str, object]] = [
-    {
-        "id": i,
-        "title": f"{('The Long', 'Quiet', 'Bright', 'Last', 'Hidden', 'Golden', 'Wild')[i % 7]} "
-        f"{('River', 'Summer', 'City', 'Road', 'Coast', 'Season', 'Signal', 'Harbour')[i % 8]} {i}",
-        "genre": GENRES[i % len(GENRES)],
-        "year": 1995 + (i * 7) % 30,
-        "cast": [PEOPLE[i % len(PEOPLE)], PEOPLE[(i * 5 + 1) % len(PEOPLE)]],
-        "runtime_min": 20 + (i * 13) % 110,
-    }
-    for i in range(1, 121)
-]
-BY_ID = {t["id"]: t for t in TITLES}
+store.build()
 MAX_LIMIT = 100
 
 
@@ -68,23 +57,17 @@ class Titles:
         query = (req.get_param("q") or "").lower()
         offset = _int_param(req, "offset", 0, 0, 1_000_000)
         limit = _int_param(req, "limit", 20, 1, MAX_LIMIT)
-        found = [
-            t for t in TITLES
-            if (genre is None or t["genre"] == genre)
-            and (year is None or t["year"] == year)
-            and (not query or query in str(t["title"]).lower())
-        ]
-        page = found[offset:offset + limit]
-        log.info("listed %d of %d titles", len(page), len(found),
+        page, total = store.titles(genre, year, query, offset, limit)
+        log.info("listed %d of %d titles", len(page), total,
                  extra={"catalogue.genre": genre or "", "catalogue.offset": offset})
-        resp.media = {"titles": page, "total": len(found), "offset": offset, "limit": limit}
+        resp.media = {"titles": page, "total": total, "offset": offset, "limit": limit}
 
 
 class Title:
     """One title by id."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, title_id: int) -> None:
-        title = BY_ID.get(title_id)
+        title = store.title(title_id)
         if title is None:
             log.info("title %d not found", title_id)
             raise falcon.HTTPNotFound(title="No such title", description=f"title {title_id} does not exist")
@@ -97,10 +80,7 @@ class Search:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = req.get_param("q", required=True).lower()
-        hits = [
-            t for t in TITLES
-            if query in str(t["title"]).lower() or any(query in str(p).lower() for p in t["cast"])  # type: ignore[attr-defined]
-        ][:MAX_LIMIT]
+        hits = store.search(query, MAX_LIMIT)
         log.info("search matched %d titles", len(hits))
         resp.media = {"query": query, "titles": hits, "total": len(hits)}
 

@@ -8,10 +8,13 @@ lines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ BIN = Path(sys.executable).parent
 GUNICORN = str(BIN / "gunicorn")
 UWSGI = str(BIN / "uwsgi")
 WRAPPER = str(BIN / "opentelemetry-instrument")
+REDIS_SERVER = shutil.which("redis-server") or "redis-server"  # scripts/test.sh installs it when missing
 
 REQUEST_LOGGER = "otel_showmax.request"
 STOP_TIMEOUT = 30.0  # gunicorn's graceful timeout is 30 s; the telemetry budget is 5 s
@@ -273,7 +277,7 @@ def start_gunicorn(env: dict[str, str], output: Path, *, app: str = "catalogue:a
 
 def start_uwsgi(env: dict[str, str], output: Path, *, module: str = "catalogue", lazy_apps: bool = True,
                 workers: int = 2, gevent: int = 100, die_on_term: bool = True, fifo: bool = False,
-                extra: Sequence[str] = (), pythonpath: Iterable[Path] = ()) -> Server:
+                extra: Sequence[str] = (), pythonpath: Iterable[Path] = (), wrapper: bool = False) -> Server:
     """uWSGI, master + ``workers`` gevent workers, HTTP on a free port; options on the command line."""
     port = free_port()
     cmd = [UWSGI, "--module", module, "--callable", "app", "--http-socket", f"127.0.0.1:{port}",
@@ -290,6 +294,8 @@ def start_uwsgi(env: dict[str, str], output: Path, *, module: str = "catalogue",
         fifo_path = output.with_suffix(".fifo")
         cmd += ["--master-fifo", str(fifo_path)]
     cmd += list(extra)
+    if wrapper:
+        cmd = [WRAPPER, *cmd]
     server = _spawn("uwsgi", cmd, env, port, output, EXAMPLE, fifo_path, lazy_apps)
     try:
         server.wait_ready(workers)
@@ -297,6 +303,37 @@ def start_uwsgi(env: dict[str, str], output: Path, *, module: str = "catalogue",
         server.kill()
         raise
     return server
+
+
+@contextlib.contextmanager
+def start_redis(output: Path) -> Iterator[str]:
+    """A redis-server on a free 127.0.0.1 port, nothing persisted; yields its URL, stops it by PID."""
+    port = free_port()
+    out = open(output, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--daemonize", "no"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start:\n{output.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        out.close()
 
 
 # -- requests -------------------------------------------------------------------------------------------

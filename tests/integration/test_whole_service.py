@@ -1,16 +1,17 @@
-"""One setup() traces the whole service: storefront → requests → catalogue, one complete tree each.
+"""One setup() traces the whole service: storefront → requests → catalogue → SQLite and Redis.
 
-The storefront calls the catalogue with ``requests`` and instruments nothing by hand: the client
-span comes from the instrumentor ``setup()`` turned on. Three ways to configure the storefront,
-each under gunicorn with two gevent workers:
+Neither service instruments anything by hand: the client span, the database spans and the cache
+spans come from the instrumentors ``setup()`` (or the wrapper) turned on. Both services run with
+two gevent workers, under gunicorn or uWSGI, configured one of these ways:
 
-- ``setup-at-top``: ``setup()`` at the top of the app module (examples/catalogue/frontend.py);
-- ``preload+post_fork``: the app object built in the master (``--preload``) before any set-up,
-  ``setup()`` in each worker's ``post_fork`` (tests/scenarios/late_frontend.py);
-- ``wrapper``: ``opentelemetry-instrument`` in front of gunicorn.
+- ``setup``: ``setup()`` at the top of the app modules (examples/catalogue);
+- ``preload+post_fork``: the storefront's app object built in the gunicorn master (``--preload``)
+  before any set-up, ``setup()`` in each worker's ``post_fork`` (tests/scenarios/late_frontend.py);
+- ``wrapper``: ``opentelemetry-instrument`` in front of the server.
 
-For every storefront request: the storefront's server span is a root, its client span is that
-span's child, and the catalogue's server span is the client span's child, all in one trace.
+For every storefront request, one trace: the storefront's server span (a root) → its ``requests``
+client span → the catalogue's server span → exactly one Redis ``GET`` and, when that missed, one
+SQLite ``SELECT`` and one Redis ``SETEX``; every application log line carries its own span's ids.
 """
 
 from __future__ import annotations
@@ -21,47 +22,93 @@ from pathlib import Path
 import pytest
 
 from otel_showmax.receiver import ReceiverProcess
-from tests.integration._servers import drive, server_spans, start_gunicorn, telemetry_env
+from tests.integration._servers import (
+    app_logs,
+    drive,
+    server_spans,
+    start_gunicorn,
+    start_redis,
+    start_uwsgi,
+    telemetry_env,
+)
 
 pytestmark = pytest.mark.integration
 
-N = 20
+N = 24
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-MODES = {
-    "setup-at-top": {"app": "frontend:app"},
-    "preload+post_fork": {"app": "tests.scenarios.late_frontend:app", "preload": True,
-                          "conf": SCENARIOS / "late_setup_conf.py"},
-    "wrapper": {"app": "frontend:app", "wrapper": True},
-}
+MIX = (("/home", 200), ("/home?genre=drama", 200), ("/home?genre=kids", 200))
+CASES = [
+    ("gunicorn", "setup"),
+    ("gunicorn", "preload+post_fork"),
+    ("gunicorn", "wrapper"),
+    ("uwsgi", "setup"),
+    ("uwsgi", "wrapper"),
+]
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_every_storefront_request_is_one_complete_trace(tmp_path, mode):
-    with ReceiverProcess() as receiver:
-        with start_gunicorn(telemetry_env(receiver.endpoint, "catalogue"), tmp_path / "catalogue.log") as catalogue:
+def start(server: str, mode: str, service: str, env: dict[str, str], output: Path):
+    module = "catalogue" if service == "catalogue" else "frontend"
+    if server == "uwsgi":
+        return start_uwsgi(env, output, module=module, lazy_apps=True, wrapper=mode == "wrapper",
+                           extra=["--gevent-early-monkey-patch"])
+    if service == "storefront" and mode == "preload+post_fork":
+        return start_gunicorn(env, output, app="tests.scenarios.late_frontend:app", preload=True,
+                              conf=SCENARIOS / "late_setup_conf.py")
+    return start_gunicorn(env, output, app=f"{module}:app", wrapper=mode == "wrapper")
+
+
+def kind_of(span: dict) -> str:
+    attributes = span["attributes"]
+    system = attributes.get("db.system") or attributes.get("db.system.name")
+    return f"{system}:{span['name'].split()[0]}" if system else span["kind"]
+
+
+@pytest.mark.parametrize(("server", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
+def test_every_storefront_request_is_one_complete_trace(tmp_path, server, mode):
+    with ReceiverProcess() as receiver, start_redis(tmp_path / "redis.log") as redis_url:
+        catalogue_env = telemetry_env(receiver.endpoint, "catalogue", REDIS_URL=redis_url,
+                                      CATALOGUE_DB=str(tmp_path / "catalogue.db"))
+        with start(server, "setup" if mode == "preload+post_fork" else mode, "catalogue", catalogue_env,
+                   tmp_path / "catalogue.log") as catalogue:
             env = telemetry_env(receiver.endpoint, "storefront", CATALOGUE_URL=catalogue.base_url)
-            with start_gunicorn(env, tmp_path / "storefront.log", workers=2, **MODES[mode]) as storefront:
-                drive(storefront.base_url, N, mix=(("/home", 200),), concurrency=4)
-                storefront_output = storefront.text
+            with start(server, mode, "storefront", env, tmp_path / "storefront.log") as storefront:
+                drive(storefront.base_url, N, mix=MIX, concurrency=4)
+                output = storefront.text()
                 storefront.stop("SIGTERM")
             catalogue.stop("SIGTERM")
         received = receiver.read_jsonl()
 
-    assert "MonkeyPatchWarning" not in storefront_output() or mode == "preload+post_fork", storefront_output()
-    front = [s for s in server_spans(received, "storefront") if s["name"] == "GET /home"]
-    back = [s for s in server_spans(received, "catalogue") if s["name"] == "GET /titles"]
-    clients = [s for s in received["spans"] if s["kind"] == "CLIENT" and s["resource"]["service.name"] == "storefront"]
-    assert len(front) == len(back) == len(clients) == N, (len(front), len(back), len(clients))
+    if mode != "preload+post_fork":  # there the app itself imports requests in the master, before patching
+        assert "MonkeyPatchWarning" not in output, output[-3000:]
+    front = [s for s in server_spans(received, "storefront") if s["name"].startswith("GET /home")]
+    assert len(front) == N, f"{len(front)} storefront server spans for {N} requests"
     assert len({int(s["resource"]["process.pid"]) for s in front}) == 2, "both workers served"
-
-    by_trace = defaultdict(dict)
+    by_trace: dict[str, list[dict]] = defaultdict(list)
     for span in received["spans"]:
-        by_trace[span["trace_id"]][span["span_id"]] = span
+        by_trace[span["trace_id"]].append(span)
     assert len({s["trace_id"] for s in front}) == N
+
+    misses = 0
     for root in front:
-        spans = by_trace[root["trace_id"]].values()
-        (client,) = [s for s in spans if s["kind"] == "CLIENT"]
-        (called,) = [s for s in spans if s["resource"]["service.name"] == "catalogue" and s["kind"] == "SERVER"]
-        assert root["parent_span_id"] == ""
-        assert client["parent_span_id"] == root["span_id"]
-        assert called["parent_span_id"] == client["span_id"], "the catalogue continued the storefront's trace"
+        spans = by_trace[root["trace_id"]]
+        children: dict[str, list[dict]] = defaultdict(list)
+        for span in spans:
+            children[span["parent_span_id"]].append(span)
+        assert root["parent_span_id"] == "" and children[""] == [root]
+        (client,) = children[root["span_id"]]
+        assert client["kind"] == "CLIENT" and client["resource"]["service.name"] == "storefront"
+        (called,) = children[client["span_id"]]
+        assert called["kind"] == "SERVER" and called["resource"]["service.name"] == "catalogue"
+        below = sorted(kind_of(s) for s in children[called["span_id"]])
+        assert below in (["redis:GET"], ["redis:GET", "redis:SETEX", "sqlite:SELECT"]), below
+        misses += len(below) == 3
+        assert len(spans) == 3 + len(below), "nothing else in the trace"
+    assert 1 <= misses <= N, "the cache missed at least once (then the database was queried)"
+
+    for service, logger in (("storefront", "storefront"), ("catalogue", "catalogue")):
+        spans = {s["span_id"]: s for s in server_spans(received, service)}
+        lines = app_logs(received, service, logger)
+        assert len(lines) >= N
+        for line in lines:
+            if line["trace_id"]:
+                assert spans[line["span_id"]]["trace_id"] == line["trace_id"]
