@@ -16,11 +16,10 @@ import pytest
 
 from otel_showmax.receiver import OTLPReceiver
 
-DEFAULT_MAX_THREADS = 64
-
 from ._wire import HOST, exchange, post_bytes, post_status, read_all, read_response, status_of, trace_body
 
 MiB = 1024 * 1024
+DEFAULT_MAX_THREADS = 64
 
 
 def still_serving(receiver: OTLPReceiver, before: int | None = None) -> None:
@@ -88,7 +87,8 @@ def test_more_items_or_deeper_nesting_than_configured_are_refused():
             array = b"\x0a" + bytes([len(value)]) + value  # ArrayValue{values: [value]}
             value = b"\x2a" + bytes([len(array)]) + array  # AnyValue{array_value: array}
         key_value = b"\x0a\x01k\x12" + bytes([len(value)]) + value
-        span = b"\x0a\x10" + b"\x01" * 16 + b"\x12\x08" + b"\x02" * 8 + b"\x2a\x01s\x4a" + bytes([len(key_value)]) + key_value
+        ids = b"\x0a\x10" + b"\x01" * 16 + b"\x12\x08" + b"\x02" * 8
+        span = ids + b"\x2a\x01s\x4a" + bytes([len(key_value)]) + key_value
         scope = b"\x12" + bytes([len(span)]) + span
         resource = b"\x12" + bytes([len(scope)]) + scope
         deep = b"\x0a" + bytes([len(resource)]) + resource
