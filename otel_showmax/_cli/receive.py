@@ -124,8 +124,12 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
 def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, *, otlp_json: str | None = None,
                 quiet: float = 1.0,
                 duration: float | None = None, port_file: str | None = None, color: bool | None = None,
-                stream: TextIO | None = None) -> int:
+                stream: TextIO | None = None, max_body: int | None = None, max_items: int | None = None,
+                max_depth: int | None = None, max_threads: int | None = None) -> int:
     """Serve OTLP on ``host`` and print traces until SIGINT/SIGTERM (or ``duration`` seconds).
+
+    ``max_body``, ``max_items``, ``max_depth`` and ``max_threads`` override the receivers' limits
+    (``max_threads`` bounds the gRPC calls in flight too); None keeps each default.
 
     Returns:
         The process exit status: 0, or 2 when a port cannot be bound.
@@ -138,9 +142,17 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
     if color is None:
         color = out.isatty() and "NO_COLOR" not in os.environ
     assembler = TraceAssembler(_printer(out), quiet=quiet, color=color)
+    limits: dict[str, Any] = {k: v for k, v in (("max_body", max_body), ("max_items", max_items),
+                                                 ("max_depth", max_depth)) if v is not None}
+    grpc_limits = dict(limits, **({"max_concurrent_rpcs": max_threads} if max_threads is not None else {}))
+    http_limits = dict(limits, **({"max_threads": max_threads} if max_threads is not None else {}))
     try:
         store = Store(jsonl, otlp_json, keep=False)  # printed and written, not kept: runs for days
-        http = OTLPReceiver(host, port, store=store).start()
+    except OSError as exc:
+        print(f"otel-showmax receive: cannot open an output file: {exc}", file=sys.stderr)
+        return 2
+    try:
+        http = OTLPReceiver(host, port, store=store, **http_limits).start()
     except OSError as exc:
         store.close()
         print(f"otel-showmax receive: cannot listen on {host}:{port} for OTLP/HTTP: {exc}", file=sys.stderr)
@@ -150,7 +162,7 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
     try:
         if grpc_port is not None:
             try:
-                grpc_receiver = OTLPGrpcReceiver(host, grpc_port, store=http.store).start()
+                grpc_receiver = OTLPGrpcReceiver(host, grpc_port, store=http.store, **grpc_limits).start()
             except (OSError, RuntimeError) as exc:
                 print(f"otel-showmax receive: cannot listen on {host}:{grpc_port} for OTLP/gRPC: {exc} "
                       "(use --grpc-port PORT or --no-grpc)", file=sys.stderr)
