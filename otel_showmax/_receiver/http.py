@@ -9,7 +9,8 @@ decompression), the decode work by ``max_items`` and ``max_depth`` (checked on t
 parsing), the handler threads by ``max_threads`` (more connections wait in the listen backlog, and
 idle keep-alive connections give way to them), each request by ``request_timeout``, and the
 per-path request counts by ``max_paths``. Framing headers are parsed strictly, and the connection is
-closed after an error that leaves a body unread. See docs/receiver.md.
+closed after every error answer (so a body left unread is never parsed as a request). See
+docs/receiver.md.
 """
 
 from __future__ import annotations
@@ -203,9 +204,9 @@ class _Server(HTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # an unparsable request line still gets a status line, not bare HTML
     server: _Server
     _reader: _DeadlineReader
-    _body_read: bool
 
     def setup(self) -> None:
         super().setup()
@@ -216,13 +217,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         while True:
             self._reader.expect_request()
-            self._body_read = False
             self.handle_one_request()
             if self.close_connection:
                 return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if self.request_version == "HTTP/0.9":  # would be answered without a status line
+            self.request_version = "HTTP/1.0"
+            if ok:
+                self.send_error(505, "HTTP/0.9 is not supported")
+            return False
+        return ok
 
     def _reply(self, status: int, body: bytes = b"", content_type: str = "text/plain",
                headers: dict[str, str] | None = None, close: bool = False) -> None:
@@ -260,7 +269,6 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if len(body) != length:
             raise _BadRequest(400, "body shorter than Content-Length")
-        self._body_read = True
         return body
 
     def _read_chunked(self, limit: int) -> bytes:
@@ -283,7 +291,6 @@ class _Handler(BaseHTTPRequestHandler):
                     if not trailer.endswith(b"\n"):
                         raise _BadRequest(400, "bad chunked trailer (too long, or the body ended)")
                     if trailer in (b"\r\n", b"\n"):
-                        self._body_read = True
                         return b"".join(parts)
                 raise _BadRequest(400, f"more than {_MAX_TRAILERS} chunked trailer lines")
             data = self.rfile.read(size)
@@ -340,7 +347,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(408, b"request_timeout: the request was not received in time\n", close=True)
             return
         except _BadRequest as exc:
-            self._reply(exc.status, str(exc).encode(), close=not self._body_read)
+            # Closed whether or not the body was read: after an error, nothing more from this client
+            # is parsed (when the body was not read, it would be taken for the next request).
+            self._reply(exc.status, str(exc).encode(), close=True)
             return
         try:
             owner.store.add(signal, items, request)
