@@ -108,6 +108,15 @@ class _DeadlineReader(io.RawIOBase):
         self._server = server
         self.idle = True
         self.deadline = 0.0
+        # poll, not select: select cannot watch a descriptor above 1023 (a busy process has those)
+        self._poll = select.poll() if hasattr(select, "poll") else None
+        if self._poll is not None:
+            self._poll.register(sock, select.POLLIN | select.POLLPRI)
+
+    def _readable(self, seconds: float) -> bool:
+        if self._poll is not None:
+            return bool(self._poll.poll(seconds * 1000))
+        return bool(select.select([self._sock], [], [], seconds)[0])
 
     def readable(self) -> bool:
         return True
@@ -127,11 +136,10 @@ class _DeadlineReader(io.RawIOBase):
             if self._server.waiting and waited >= _GIVE_WAY_AFTER:
                 return False
             try:
-                ready, _, _ = select.select([self._sock], [], [], 0.1)
+                if self._readable(0.1):
+                    return True
             except (OSError, ValueError):
                 return False
-            if ready:
-                return True
 
     def readinto(self, buffer: Any) -> int:
         if self.idle:

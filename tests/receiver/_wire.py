@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
@@ -99,3 +101,15 @@ def post_status(port: int, body: bytes, path: str = "/v1/traces", headers: dict[
                 timeout: float = 5.0) -> int:
     """POST on a new connection; the status code (0 when no answer came)."""
     return status_of(exchange(port, post_bytes(body, path, headers), timeout))
+
+
+@contextmanager
+def descriptors(wanted: int) -> Iterator[None]:
+    """Raise this process's soft limit on open files to at least ``wanted`` (up to the hard limit) for a while."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

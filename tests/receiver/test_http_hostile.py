@@ -16,7 +16,17 @@ import pytest
 
 from otel_showmax.receiver import OTLPReceiver
 
-from ._wire import HOST, exchange, post_bytes, post_status, read_all, read_response, status_of, trace_body
+from ._wire import (
+    HOST,
+    descriptors,
+    exchange,
+    post_bytes,
+    post_status,
+    read_all,
+    read_response,
+    status_of,
+    trace_body,
+)
 
 MiB = 1024 * 1024
 DEFAULT_MAX_THREADS = 64
@@ -149,7 +159,7 @@ def test_after_an_error_with_an_unread_body_the_connection_is_closed():
 def test_a_thousand_simultaneous_posts_are_all_answered():
     body = trace_body("many")
     data = post_bytes(body, headers={"Connection": "close"})
-    with OTLPReceiver() as receiver, ExitStack() as stack:
+    with descriptors(4096), OTLPReceiver() as receiver, ExitStack() as stack:
         baseline = threading.active_count()
         started = time.monotonic()
         conns = []
@@ -263,3 +273,13 @@ def test_a_body_shorter_than_its_content_length_is_400():
         answer = exchange(receiver.port, post_bytes(b"0123456789", headers={"Content-Length": "100"}), shut_wr=True)
         assert status_of(answer) == 400
         still_serving(receiver)
+
+
+def test_the_receiver_serves_when_the_process_has_more_than_1024_descriptors_open():
+    with descriptors(4096), ExitStack() as stack:
+        for _ in range(1100):  # a busy process: descriptors beyond select()'s FD_SETSIZE
+            stack.enter_context(closing(socket.socket()))
+        with OTLPReceiver() as receiver:
+            for i in range(3):
+                assert post_status(receiver.port, trace_body(f"high-fd-{i}")) == 200
+            assert len(receiver.spans) == 3
