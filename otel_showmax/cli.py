@@ -21,7 +21,18 @@ def _receive(args: argparse.Namespace) -> int:
     grpc_port = None if args.no_grpc else args.grpc_port
     color = False if args.no_color else None
     return run_receive(args.host, args.port, grpc_port, args.jsonl, otlp_json=args.otlp_json, quiet=args.quiet,
-                       duration=args.duration, port_file=args.port_file, color=color)
+                       duration=args.duration, port_file=args.port_file, color=color, max_body=args.max_body,
+                       max_items=args.max_items, max_depth=args.max_depth, max_threads=args.max_threads)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -60,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stop after this long (default: run until Ctrl-C)")
     receive.add_argument("--port-file", metavar="FILE", help="write the bound OTLP/HTTP port to FILE once listening")
     receive.add_argument("--no-color", action="store_true", help="never use ANSI colours")
+    limits = receive.add_argument_group("limits", "what one client may cost the receiver (see docs/receiver.md)")
+    limits.add_argument("--max-body", type=_positive_int, default=16 * 1024 * 1024, metavar="BYTES",
+                        help="largest request body, as sent and decompressed; larger is 413 (default: %(default)s)")
+    limits.add_argument("--max-items", type=_positive_int, default=1_000_000, metavar="N",
+                        help="most protobuf messages (spans, logs, points, attributes, values …) in one request; "
+                        "more is 413 (default: %(default)s)")
+    limits.add_argument("--max-depth", type=_positive_int, default=32, metavar="N",
+                        help="deepest message nesting in one request; deeper is 400 (default: %(default)s)")
+    limits.add_argument("--max-threads", type=_positive_int, default=64, metavar="N",
+                        help="OTLP/HTTP connections served at once (more wait in the listen backlog) and "
+                        "OTLP/gRPC calls in flight (default: %(default)s)")
     receive.set_defaults(func=_receive)
 
     doctor = commands.add_parser("doctor", help="check an app's telemetry set-up before deploying it")

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["Mode", "Store", "StoreView", "parse_mode"]
+__all__ = ["DEFAULT_MAX_PATHS", "OTHER_PATHS", "Mode", "Store", "StoreView", "parse_mode"]
 
 Item = dict[str, Any]
 Listener = Callable[[str, list[Item]], None]
 SIGNALS = ("spans", "logs", "metrics")
+#: Distinct unknown paths counted one by one; the rest are counted together under ``OTHER_PATHS``.
+DEFAULT_MAX_PATHS = 64
+#: The key under which requests to unknown paths beyond ``max_paths`` (or longer than 256 characters) are counted.
+OTHER_PATHS = "(other paths)"
+_MAX_PATH_LENGTH = 256
 
 
 class Mode:
@@ -72,8 +78,10 @@ def otlp_json(request: Any) -> str:
 class Store:
     """Decoded spans, logs and metric points, request counts and an optional JSON-lines copy."""
 
-    def __init__(self, jsonl_path: str | None = None, otlp_json_path: str | None = None, *, keep: bool = True) -> None:
+    def __init__(self, jsonl_path: str | None = None, otlp_json_path: str | None = None, *, keep: bool = True,
+                 max_paths: int = DEFAULT_MAX_PATHS) -> None:
         self._keep = keep  # False: only listeners and files see items (a long-running `otel-showmax receive`)
+        self._max_paths = max_paths
         self._cond = threading.Condition()
         self._items: dict[str, list[Item]] = {s: [] for s in SIGNALS}
         self._requests: Counter[str] = Counter()
@@ -86,9 +94,17 @@ class Store:
         with self._cond:
             self._listeners.append(listener)
 
-    def count_request(self, path: str) -> None:
-        """Count one request received on ``path`` (whatever the answer)."""
+    def count_request(self, path: str, known: bool = True) -> None:
+        """Count one request received on ``path`` (whatever the answer).
+
+        A ``known`` path (an OTLP path or gRPC method) is always counted under its name; other paths
+        only while fewer than ``max_paths`` are counted and when not too long, else under
+        ``OTHER_PATHS``, so a client inventing paths cannot grow this table.
+        """
         with self._cond:
+            if not known and path not in self._requests and (
+                    len(self._requests) >= self._max_paths or len(path) > _MAX_PATH_LENGTH):
+                path = OTHER_PATHS
             self._requests[path] += 1
 
     def add(self, signal: str, items: list[Item], request: Any = None) -> None:
@@ -110,7 +126,11 @@ class Store:
             listeners = list(self._listeners)
             self._cond.notify_all()
         for listener in listeners:
-            listener(signal, items)
+            try:
+                listener(signal, items)
+            except Exception as exc:  # one listener's bug must not fail the request or the others
+                print(f"otel_showmax receiver: listener {listener!r} failed: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
 
     def items(self, signal: str) -> list[Item]:
         """Return a copy of the list of items received for ``signal``."""
