@@ -41,6 +41,7 @@ from .._export.protobuf import (
     severity_fields,
     trace_fields,
 )
+from .._export.utf8 import text_of
 from .._export.utf8 import valid_text as _text
 from .._upstream import SUPPRESS_KEY
 
@@ -133,6 +134,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _scope(name: Any) -> InstrumentationScope:
+    """The scope of a logger's records: its name as valid text (a lone surrogate escaped)."""
+    return InstrumentationScope(_text(name) if type(name) is str else text_of(name) or "")
+
+
 def _unformattable(record: logging.LogRecord) -> str:
     try:
         return f"{record.msg!s} (unformattable arguments: {record.args!r})"
@@ -170,6 +176,8 @@ class Converter:
         return self.convert_batch(batch)
 
     def convert_batch(self, batch: list[Any]) -> list[Any]:
+        """SDK records for ``batch``; a record that cannot be converted is left out (the BatchWorker
+        counts the difference in length as ``invalid_item``)."""
         resource = self._resource()
         out = []
         for item in batch:
@@ -246,11 +254,12 @@ class Converter:
             if records is None:
                 scope = scopes.get(name)
                 if scope is None:
-                    scope = scopes[name] = InstrumentationScope(name)
+                    scope = scopes[name] = _scope(name)
                 if not only_pending:
                     items.append(encoded_log(resource, scope, encoded))
                     continue
-                records = by_name[name] = by_scope[scope] = []
+                # two names may escape to one scope ("a\udcff" and "a\\udcff"): one group, as upstream's
+                records = by_name[name] = by_scope.setdefault(scope, [])
             records.append(encoded)
         data = encode_scoped_logs(resource, by_scope) if only_pending else encode_prepared_logs(items)
         return EncodedLogs(data, len(batch), lambda: self.convert_batch(batch))
@@ -306,7 +315,7 @@ class Converter:
         attributes, event_name = self.attributes(record)
         scope = self._scopes.get(record.name)
         if scope is None:
-            scope = self._scopes[record.name] = InstrumentationScope(record.name)
+            scope = self._scopes[record.name] = _scope(record.name)
         api_record = LogRecord(
             timestamp=int(record.created * 1e9),
             observed_timestamp=pending.observed,
@@ -326,6 +335,8 @@ class Converter:
         deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
         if event_name is None:
             event_name = deprecated_event_name
+        if event_name is not None and type(event_name) is not str:
+            event_name = text_of(event_name)  # extra={"event.name": 123} names the event "123" (docs/bad-input.md)
         if record.exc_info:
             exctype, value, tb = record.exc_info
             if exctype is not None:
