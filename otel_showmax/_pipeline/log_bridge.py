@@ -44,6 +44,7 @@ from .._export.protobuf import (
 from .._export.utf8 import text_of
 from .._export.utf8 import valid_text as _text
 from .._upstream import SUPPRESS_KEY
+from ..correlation import USER_FIELDS
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -160,12 +161,12 @@ class Converter:
     ) -> None:
         self._resource = resource
         self._limits = limits
-        self._skip = RESERVED | injected
+        self._skip = RESERVED | injected | {USER_FIELDS}
         self._scopes: dict[str, InstrumentationScope] = {}
         self.direct = direct
 
     def set_injected(self, injected: frozenset[str]) -> None:
-        self._skip = RESERVED | injected
+        self._skip = RESERVED | injected | {USER_FIELDS}
 
     def __call__(self, batch: list[Any]) -> Sequence[Any]:
         if self.direct:
@@ -219,7 +220,8 @@ class Converter:
             # the reference's attributes() would change goes the general way.
             fields = vars(record)
             attributes: Any = None
-            if not (record.exc_info or _EVENT_NAME in fields or _DEPRECATED_EVENT_NAME in fields or "" in fields):
+            if not (record.exc_info or _EVENT_NAME in fields or _DEPRECATED_EVENT_NAME in fields or "" in fields
+                    or USER_FIELDS in fields):
                 attributes = plain_attributes(b"\x32", fields, self._skip, max_len, max_count)
             dropped = 0
             event_name = None
@@ -330,7 +332,11 @@ class Converter:
 
     def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         skip = self._skip
-        attributes = {k: _clean(v) for k, v in vars(record).items() if k not in skip}
+        fields = vars(record)
+        user = fields.get(USER_FIELDS)
+        if user:  # the application's extras named like our correlation fields: attributes like any other
+            skip = skip.difference(user)
+        attributes = {k: _clean(v) for k, v in fields.items() if k not in skip}
         event_name = attributes.pop(otel_attributes.OTEL_EVENT_NAME, None)
         deprecated_event_name = attributes.pop(event_attributes.EVENT_NAME, None)
         if event_name is None:

@@ -187,3 +187,31 @@ def test_when_grouping_fails_each_items_own_request_is_sent(monkeypatch):
     data, invalid = contain.encode_spans_counted(spans)
     assert invalid == 0
     assert _span_names(data) == ["a", "b\\udcff", "c"]  # three one-item requests, one valid request
+
+
+# -- a log call never raises because of otel_showmax -----------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["plain", "otel", "ecs"])
+def test_extras_named_like_our_fields_never_raise_and_are_exported(receiver, preset):
+    from otel_showmax import correlation
+
+    otel_showmax.setup(endpoint=receiver.endpoint, metrics_exporter="none", traces_exporter="none",
+                       service_name="svc", log_fields=preset)
+    log = logging.getLogger("hostile.extras")
+    probe = logging.getLogRecordFactory()("p", logging.INFO, __file__, 1, "m", (), None)
+    ours = sorted(set(vars(probe)) - set(vars(logging.LogRecord("p", logging.INFO, __file__, 1, "m", (), None))))
+    assert set(correlation.FIELD_PRESETS[preset]) <= set(ours)  # every field the factory adds, swept
+    for name in ours:
+        log.warning("one %s", name, extra={name: f"mine-{name}"})  # raised KeyError before the fix
+    log.warning("all", extra={name: "all" for name in ours})
+    log.warning("none")
+    logs = _delivered(receiver, "logs", len(ours) + 2)
+    for name in ours:
+        (one,) = [r for r in logs if r["body"] == f"one {name}"]
+        assert one["attributes"].get(name) == f"mine-{name}", one["attributes"]
+        assert correlation.USER_FIELDS not in one["attributes"]
+    (everything,) = [r for r in logs if r["body"] == "all"]
+    assert {name: everything["attributes"].get(name) for name in ours} == dict.fromkeys(ours, "all")
+    (plain,) = [r for r in logs if r["body"] == "none"]
+    assert not set(ours) & set(plain["attributes"])  # our own values are not exported as attributes
