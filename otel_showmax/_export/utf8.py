@@ -11,9 +11,10 @@ exports the batch. Deliberate difference from upstream, as for log records in ``
 
 ``sanitized_span`` and ``sanitized_log`` make such copies for ``contain.py``: every text field
 escaped (names, scope, resource, attribute keys and values, event names, status description,
-severity text, bodies), and a name that is not a str (an event name of 123, bytes) made one
-with ``text_of``. What the copy still cannot encode (a body of an unsupported type, say) is
-dropped alone there and counted (docs/bad-input.md).
+severity text, bodies), a name that is not a str (an event name of 123, bytes) made one
+with ``text_of``, and an int past int64 in a log body made its decimal text (in an attribute,
+upstream's encoder skips that attribute, as it always has). What the copy still cannot encode
+(a body of an unsupported type, say) is dropped alone there and counted (docs/bad-input.md).
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def _value(value: Any) -> Any:
     if isinstance(value, dict):
         return {_key(k): _value(v) for k, v in value.items()}
     return value
+
+
+_I64 = 1 << 63
+
+
+def _body(value: Any) -> Any:
+    """``_value`` for a log body, where an int past int64 (which no encoder takes, and which would
+    cost the whole record: there is no attribute to skip) becomes its decimal text."""
+    if type(value) is int and not -_I64 <= value < _I64:
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_body(v) for v in value)
+    if isinstance(value, dict):
+        return {_key(k): _body(v) for k, v in value.items()}
+    return _value(value)
 
 
 def _attributes(attributes: Any) -> Any:
@@ -163,7 +179,7 @@ def sanitized_log(readable: Any) -> Any:
     attributes = record.attributes
     fixed = SimpleNamespace(
         **fields,
-        body=_value(record.body),
+        body=_body(record.body),
         severity_text=text_of(record.severity_text),
         attributes={_key(k): _value(v) for k, v in attributes.items()} if attributes else attributes,
         event_name=text_of(getattr(record, "event_name", None)),

@@ -215,3 +215,11 @@ def test_extras_named_like_our_fields_never_raise_and_are_exported(receiver, pre
     assert {name: everything["attributes"].get(name) for name in ours} == dict.fromkeys(ours, "all")
     (plain,) = [r for r in logs if r["body"] == "none"]
     assert not set(ours) & set(plain["attributes"])  # our own values are not exported as attributes
+
+
+def test_a_log_body_with_an_int_past_int64_arrives_as_text(live):
+    api_logger = get_logger("hostile.api")
+    _logs_with(lambda: api_logger.emit(LogRecord(body={"n": [2**64, 1]})))  # found by tests/fuzz (seed 25334)
+    logs = _delivered(live, "logs", GOOD + 1)
+    (bad,) = [r for r in logs if isinstance(r["body"], dict)]
+    assert bad["body"] == {"n": [str(2**64), 1]}
