@@ -373,3 +373,87 @@ def test_fields_per_span_are_cached_and_bounded():
         span.end()
     correlation.uninstall()
     assert correlation._by_context == {}
+
+
+# -- issue 15: an app's extra named like one of our fields never raises ----------------------------
+
+
+def _fields_we_add(preset: str) -> list[str]:
+    """Every attribute the factory adds to a record under ``preset``, found by diffing, not listed."""
+    correlation.install(preset, service_name="svc")
+    plain = logging.LogRecord("app", logging.INFO, __file__, 1, "m", (), None)
+    ours = record()
+    added = sorted(set(vars(ours)) - set(vars(plain)))
+    assert set(correlation.FIELD_PRESETS[preset]) <= set(added)
+    return added
+
+
+@pytest.mark.parametrize("preset", sorted(correlation.FIELD_PRESETS))
+def test_an_extra_named_like_any_field_we_add_is_kept_and_never_raises(preset, logger):
+    lg, handler = logger
+    added = _fields_we_add(preset)
+    with use_span(TRACER.start_span("s"), end_on_exit=True) as span:
+        trace_id, span_id = ids(span)
+        for name in added:
+            lg.warning("m", extra={name: "mine"})  # raised KeyError before: "Attempt to overwrite"
+            rec = handler.records[-1]
+            assert getattr(rec, name) == "mine"  # the app's value wins, under its own name
+            names = correlation.FIELD_PRESETS[preset]
+            if name != names.trace_id:
+                assert getattr(rec, names.trace_id) == trace_id  # the others are still ours
+            if name != names.span_id:
+                assert getattr(rec, names.span_id) == span_id
+        lg.warning("all", extra={name: f"mine-{name}" for name in added})
+        assert all(getattr(handler.records[-1], name) == f"mine-{name}" for name in added)
+    # the stdlib's own rule stays: its attributes cannot be overwritten
+    with pytest.raises(KeyError):
+        lg.warning("m", extra={"msg": "x"})
+    with pytest.raises(KeyError):
+        lg.warning("m", extra={"message": "x"})
+
+
+@pytest.mark.parametrize("preset", sorted(correlation.FIELD_PRESETS))
+def test_formatters_show_the_apps_value_of_a_colliding_extra(preset, logger):
+    lg, handler = logger
+    correlation.install(preset, service_name="svc")
+    names = correlation.FIELD_PRESETS[preset]
+    handler.setFormatter(correlation.JSONFormatter())
+    lg.warning("m", extra={names.service_name: "mine", "other": 1})
+    line = json.loads(handler.format(handler.records[-1]))
+    assert line[names.service_name] == "mine" and line["other"] == 1
+    if preset != "ecs":
+        text = correlation.TextFormatter(f"%({names.service_name})s %({names.trace_id})s|%(message)s")
+        assert text.format(handler.records[-1]) == "mine |m"
+
+
+def test_a_colliding_extra_is_not_a_field_of_ours_for_the_bridge(logger):
+    lg, handler = logger
+    correlation.install("plain", service_name="svc")
+    lg.warning("m", extra={"service_name": "mine"})
+    lg.warning("m")
+    mine, ours = handler.records[-2:]
+    assert correlation.user_fields(mine) == frozenset({"service_name"})
+    assert correlation.user_fields(ours) == frozenset()
+    assert correlation.user_fields(logging.LogRecord("a", 20, "f", 1, "m", (), None)) == frozenset()
+
+
+def test_json_keeps_an_extra_named_like_another_presets_field(logger):
+    lg, handler = logger
+    correlation.install("plain", service_name="svc")
+    handler.setFormatter(correlation.JSONFormatter())
+    lg.warning("m", extra={"trace.id": "mine", "otelSpanID": "also mine"})
+    line = json.loads(handler.format(handler.records[-1]))
+    assert (line["trace.id"], line["otelSpanID"]) == ("mine", "also mine")
+    assert correlation.USER_FIELDS not in line
+
+
+def test_uninstall_gives_logging_its_make_record_back():
+    before = logging.Logger.makeRecord
+    correlation.install("plain")
+    assert logging.Logger.makeRecord is not before
+    correlation.install("ecs")  # no second layer
+    correlation.uninstall()
+    assert logging.Logger.makeRecord is before
+    lg = logging.Logger("plain-again")
+    with pytest.raises(KeyError):  # the stdlib's rule, untouched, once we are gone
+        lg.makeRecord("n", logging.INFO, "f", 1, "m", (), None, extra={"msg": "x"})

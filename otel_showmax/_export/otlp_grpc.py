@@ -1,11 +1,13 @@
-"""OTLP/gRPC span and log exporters sending the bytes of our protobuf encoder (spans escaped by utf8).
+"""OTLP/gRPC span and log exporters sending the bytes of our protobuf encoder (bad items contained by contain.py).
 
 Upstream's gRPC exporters (opentelemetry-exporter-otlp-proto-grpc) build protobuf messages with
 their encoder and let the stub serialize them. These subclasses put the same request on the same
 channel already serialized by ``otel_showmax._export.protobuf`` (byte-identical, several times cheaper per
 item); everything else — retries and their back-off, deadlines, reconnection on UNAVAILABLE,
-compression, headers, credentials, exporter metrics — stays upstream's ``_export``. A span with
-invalid UTF-8 text is exported escaped, as over OTLP/HTTP, instead of failing its batch.
+compression, headers, credentials, exporter metrics — stays upstream's ``_export``. An item that
+cannot be encoded is escaped or left out alone, as over OTLP/HTTP, instead of failing its batch;
+``invalid_items`` says how many the last encoding left out (set on every retry's encoding, so
+counted once by the BatchWorker).
 
 Two private hooks of upstream's ``OTLPExporterMixin`` are overridden: ``_translate_data`` (returns
 bytes) and ``_initialize_channel_and_stub`` (a client without a request serializer on the channel
@@ -22,8 +24,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from .protobuf import encode_logs
-from .utf8 import encode_spans
+from .contain import encode_logs_counted, encode_spans_counted
 
 __all__ = ["LOGS_METHOD", "SPANS_METHOD", "GrpcLogExporter", "GrpcSpanExporter"]
 
@@ -46,8 +47,11 @@ class GrpcSpanExporter(OTLPSpanExporter):
         super()._initialize_channel_and_stub()
         self._client = RawClient(self._channel, SPANS_METHOD, ExportTraceServiceResponse)  # type: ignore[assignment]
 
+    invalid_items = 0
+
     def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
-        return encode_spans(data)
+        encoded, self.invalid_items = encode_spans_counted(data)
+        return encoded
 
 
 class GrpcLogExporter(OTLPLogExporter):
@@ -58,5 +62,8 @@ class GrpcLogExporter(OTLPLogExporter):
         super()._initialize_channel_and_stub()
         self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)  # type: ignore[assignment]
 
+    invalid_items = 0
+
     def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
-        return encode_logs(data)
+        encoded, self.invalid_items = encode_logs_counted(data)
+        return encoded

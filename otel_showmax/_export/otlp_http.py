@@ -1,7 +1,9 @@
-"""OTLP/HTTP span and log exporters encoding with otel_showmax._export.protobuf (spans escaped by utf8).
+"""OTLP/HTTP span and log exporters encoding with otel_showmax._export.protobuf (bad items contained by contain.py).
 
 They are upstream's exporters (opentelemetry-exporter-otlp-proto-http) with ``export()`` copied
-line for line, except for the encoding call: the same shutdown check, exporter metrics,
+line for line, except for the encoding call (``contain.py``: an item that cannot be encoded is
+escaped or left out alone, and ``invalid_items`` says how many were left out, for the BatchWorker
+to count): the same shutdown check, exporter metrics,
 ``max_request_size`` check, HTTP client, retries and result mapping. The copy reads upstream's
 private ``_shutdown``, ``_metrics``, ``_max_request_size`` and ``_client`` and imports from its
 private ``_common`` module — this module is the only place that does, and tests/export/test_protobuf.py
@@ -24,8 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
-from .protobuf import encode_logs
-from .utf8 import encode_spans  # the lean encoder; invalid UTF-8 text escaped instead of failing the batch
+from .contain import encode_logs_counted, encode_spans_counted
 
 __all__ = ["HTTPLogExporter", "HTTPSpanExporter", "use_urllib3"]
 
@@ -37,6 +38,8 @@ _log_logger = logging.getLogger(_upstream_logs.__name__)
 class HTTPSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
 
+    invalid_items = 0  # spans the last encoding left out (contain.py)
+
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._shutdown:
             _span_logger.warning("Exporter already shutdown, ignoring batch")
@@ -44,7 +47,7 @@ class HTTPSpanExporter(OTLPSpanExporter):
 
         with self._metrics.export_operation(len(spans)) as result:
             try:
-                serialized_data = encode_spans(spans)
+                serialized_data, self.invalid_items = encode_spans_counted(spans)
             except Exception as error:
                 _span_logger.error("Failed to encode span batch: %s", error)
                 result.error = error
@@ -78,6 +81,8 @@ class HTTPSpanExporter(OTLPSpanExporter):
 class HTTPLogExporter(OTLPLogExporter):
     """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
 
+    invalid_items = 0  # records the last encoding left out (contain.py)
+
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         if self._shutdown:
             _log_logger.warning("Exporter already shutdown, ignoring batch")
@@ -85,7 +90,7 @@ class HTTPLogExporter(OTLPLogExporter):
 
         with self._metrics.export_operation(len(batch)) as result:
             try:
-                serialized_data = encode_logs(batch)
+                serialized_data, self.invalid_items = encode_logs_counted(batch)
             except Exception as error:
                 _log_logger.error("Failed to encode logs batch: %s", error)
                 result.error = error

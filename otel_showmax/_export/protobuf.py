@@ -13,9 +13,11 @@ order as upb writes them, and the same presence rules (proto3 scalars omitted wh
 oneof values and sub-messages written when set). tests/export/test_protobuf.py proves it against upstream.
 
 Anything this module does not handle exactly — a value type upstream rejects or coerces, an integer
-out of range, a string that is not valid UTF-8 — makes it hand the whole batch to upstream's encoder
-instead (``fallbacks`` counts how often), so upstream's behaviour (skipping and logging a bad
-attribute, or failing the batch) is kept too.
+out of range, a string that is not valid UTF-8 — makes ``encode_spans``/``encode_logs`` hand the
+whole batch to upstream's encoder instead (``fallbacks`` counts how often), so upstream's behaviour
+(skipping and logging a bad attribute, or failing the batch) is kept too. The exporters do not use
+those two: they encode through ``contain.py``, which calls the strict functions here and, when one
+fails, goes item by item so that a bad item never fails its batch.
 """
 
 from __future__ import annotations

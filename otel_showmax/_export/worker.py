@@ -18,7 +18,9 @@ from typing import Any
 from .. import _diag, _threads
 from .._upstream import stop_retrying
 
-REASONS = ("queue_full", "export_failed", "shutdown")
+# invalid_item: an item no encoder could take even escaped (docs/bad-input.md); dropped alone, its
+# batch-mates exported.
+REASONS = ("queue_full", "export_failed", "shutdown", "invalid_item")
 MAX_BACKOFF = 30.0
 
 # One start lock per process, created in that process (a lock inherited through fork may be held).
@@ -322,30 +324,45 @@ class BatchWorker:
             return True
         self._inflight = len(batch)
         ok = False
+        invalid = 0  # items left out of the request because no encoder could take them
         try:
             if self._exporter is None:
                 self._exporter = self._make_exporter()
+            exporter = self._exporter
             items = self._prepare(batch) if self._prepare else batch
-            result = self._exporter.export(items)
-            ok = getattr(result, "name", "SUCCESS") == "SUCCESS"
+            invalid = len(batch) - len(items)  # what prepare could not convert, each counted once
+            if hasattr(exporter, "invalid_items"):
+                exporter.invalid_items = 0  # set by our exporters' encoding (see otlp_http.py)
+            if items:
+                result = exporter.export(items)
+                invalid += getattr(exporter, "invalid_items", 0)
+                ok = getattr(result, "name", "SUCCESS") == "SUCCESS"
+            else:  # nothing left to send
+                ok = True
         except Exception as error:  # never let the worker die
             _diag.warn(f"export_error:{self.signal}", "exporting %s failed: %r", self.signal, error)
         if self._abandoned:
             return ok
         self._inflight = 0
+        invalid = min(max(invalid, 0), len(batch))
+        if invalid:
+            self.stats.drop("invalid_item", invalid)
+            _diag.warn(f"invalid_item:{self.signal}", "dropped %d %s that could not be encoded, even escaped; "
+                       "the rest of the batch was sent (see otel_showmax.dropped())", invalid, self.signal)
+        sent = len(batch) - invalid
         if ok:
             with self.stats._lock:
-                self.stats.exported += len(batch)
+                self.stats.exported += sent
             self._backoff = 0.0
             self._retry_at = 0.0
         else:
-            self.stats.drop("export_failed", len(batch))
+            self.stats.drop("export_failed", sent)
             self._backoff = min(MAX_BACKOFF, max(1.0, self._backoff * 2))
             self._retry_at = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)
             _diag.warn(
                 f"export_failed:{self.signal}",
                 "could not export %d %s to the collector; backing off %.0fs (drops are counted)",
-                len(batch), self.signal, self._backoff,
+                sent, self.signal, self._backoff,
             )
         return ok
 

@@ -39,8 +39,10 @@ from .._export.protobuf import (
     severity_fields,
     trace_fields,
 )
+from .._export.utf8 import text_of
 from .._export.utf8 import valid_text as _text
 from .._upstream import SUPPRESS_KEY, std_to_otel
+from ..correlation import USER_FIELDS
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
 RESERVED = frozenset(
@@ -131,6 +133,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _scope(name: Any) -> InstrumentationScope:
+    """The scope of a logger's records: its name as valid text (a lone surrogate escaped)."""
+    return InstrumentationScope(_text(name) if type(name) is str else text_of(name) or "")
+
+
 def _unformattable(record: logging.LogRecord) -> str:
     try:
         return f"{record.msg!s} (unformattable arguments: {record.args!r})"
@@ -152,12 +159,12 @@ class Converter:
     ) -> None:
         self._resource = resource
         self._limits = limits
-        self._skip = RESERVED | injected
+        self._skip = RESERVED | injected | {USER_FIELDS}
         self._scopes: dict[str, InstrumentationScope] = {}
         self.direct = direct
 
     def set_injected(self, injected: frozenset[str]) -> None:
-        self._skip = RESERVED | injected
+        self._skip = RESERVED | injected | {USER_FIELDS}
 
     def __call__(self, batch: list[Any]) -> Sequence[Any]:
         if self.direct:
@@ -168,6 +175,8 @@ class Converter:
         return self.convert_batch(batch)
 
     def convert_batch(self, batch: list[Any]) -> list[Any]:
+        """SDK records for ``batch``; a record that cannot be converted is left out (the BatchWorker
+        counts the difference in length as ``invalid_item``)."""
         resource = self._resource()
         out = []
         for item in batch:
@@ -209,7 +218,8 @@ class Converter:
             # the reference's attributes() would change goes the general way.
             fields = vars(record)
             attributes: Any = None
-            if not (record.exc_info or _EVENT_NAME in fields or _DEPRECATED_EVENT_NAME in fields or "" in fields):
+            if not (record.exc_info or _EVENT_NAME in fields or _DEPRECATED_EVENT_NAME in fields or "" in fields
+                    or USER_FIELDS in fields):
                 attributes = plain_attributes(b"\x32", fields, self._skip, max_len, max_count)
             dropped = 0
             event_name = None
@@ -244,11 +254,12 @@ class Converter:
             if records is None:
                 scope = scopes.get(name)
                 if scope is None:
-                    scope = scopes[name] = InstrumentationScope(name)
+                    scope = scopes[name] = _scope(name)
                 if not only_pending:
                     items.append(encoded_log(resource, scope, encoded))
                     continue
-                records = by_name[name] = by_scope[scope] = []
+                # two names may escape to one scope ("a\udcff" and "a\\udcff"): one group, as upstream's
+                records = by_name[name] = by_scope.setdefault(scope, [])
             records.append(encoded)
         data = encode_scoped_logs(resource, by_scope) if only_pending else encode_prepared_logs(items)
         return EncodedLogs(data, len(batch), lambda: self.convert_batch(batch))
@@ -304,7 +315,7 @@ class Converter:
         attributes, event_name = self.attributes(record)
         scope = self._scopes.get(record.name)
         if scope is None:
-            scope = self._scopes[record.name] = InstrumentationScope(record.name)
+            scope = self._scopes[record.name] = _scope(record.name)
         api_record = LogRecord(
             timestamp=int(record.created * 1e9),
             observed_timestamp=pending.observed,
@@ -319,11 +330,17 @@ class Converter:
 
     def attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         skip = self._skip
-        attributes = {k: _clean(v) for k, v in vars(record).items() if k not in skip}
+        fields = vars(record)
+        user = fields.get(USER_FIELDS)
+        if user:  # the application's extras named like our correlation fields: attributes like any other
+            skip = skip.difference(user)
+        attributes = {k: _clean(v) for k, v in fields.items() if k not in skip}
         event_name = attributes.pop(_EVENT_NAME, None)
         deprecated_event_name = attributes.pop(_DEPRECATED_EVENT_NAME, None)
         if event_name is None:
             event_name = deprecated_event_name
+        if event_name is not None and type(event_name) is not str:
+            event_name = text_of(event_name)  # extra={"event.name": 123} names the event "123" (docs/bad-input.md)
         if record.exc_info:
             exctype, value, tb = record.exc_info
             if exctype is not None:

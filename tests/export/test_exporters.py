@@ -46,7 +46,7 @@ def test_shutdown_delivers_everything_queued_to_a_live_receiver(receiver):
     bodies = [r["body"] for r in receiver.logs if r["scope"] == "export-test"]
     assert sorted(bodies) == sorted(f"record {i}" for i in range(n))
     assert len(receiver.spans) == n
-    assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 0, "shutdown": 0}
+    assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 0, "shutdown": 0, "invalid_item": 0}
 
 
 def test_shutdown_returns_within_its_budget_against_a_blackhole(blackhole):
@@ -82,7 +82,7 @@ def test_overflow_reports_exactly_the_number_dropped(blackhole):
     assert worker.pending() == queue + 1
     otel_showmax.shutdown()
     dropped = otel_showmax.dropped()["traces"]
-    assert dropped == {"queue_full": produced - queue, "export_failed": 0, "shutdown": queue + 1}
+    assert dropped == {"queue_full": produced - queue, "export_failed": 0, "shutdown": queue + 1, "invalid_item": 0}
 
 
 def test_unsampled_spans_are_not_queued(receiver):
@@ -134,5 +134,5 @@ def test_shutdown_does_not_wait_for_a_collector_known_to_be_down():
     start = time.monotonic()
     otel_showmax.shutdown()
     assert time.monotonic() - start < 1.0  # not the 5 s budget
-    assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 1, "shutdown": 30}
+    assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 1, "shutdown": 30, "invalid_item": 0}
     assert worker.pending() == 0

@@ -10,7 +10,8 @@ from opentelemetry.trace import Link, Status, StatusCode
 import otel_showmax
 from otel_showmax._export import protobuf as _encode
 from otel_showmax._export import utf8 as _escape
-from otel_showmax._export.utf8 import encode_spans, escaped
+from otel_showmax._export.contain import encode_spans
+from otel_showmax._export.utf8 import escaped
 
 BAD = "\udcff"
 

@@ -78,3 +78,54 @@ def test_a_worker_held_in_a_parent_starts_its_own_thread_in_a_child():
     assert worker.pending() == 1 and exporter.batches == []  # the parent's item stays held
     assert worker.shutdown(5.0) is True
     assert exporter.batches == [["parent"]]
+
+
+# -- issue 15: items left out of a request are counted as invalid_item, their batch-mates exported ---
+
+
+class _Leaving(_Exporter):
+    """Leaves out the negative items, as contain.py leaves out what no encoder takes."""
+
+    invalid_items = 0
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def export(self, items: list[int]):  # type: ignore[override]
+        for _ in range(3):  # like upstream's gRPC retries: each encoding sets the count again
+            self.invalid_items = sum(1 for i in items if i < 0)
+        super().export([i for i in items if i >= 0])
+        return type("Result", (), {"name": "FAILURE" if self.fail else "SUCCESS"})()
+
+
+def test_items_left_out_by_the_encoder_are_counted_once_and_the_rest_exported():
+    exporter = _Leaving()
+    worker = _worker(exporter)
+    for i in [1, -1, 2, 3, -2]:
+        worker.put(i)
+    assert worker.shutdown(5.0) is True
+    assert [i for batch in exporter.batches for i in batch] == [1, 2, 3]
+    assert worker.stats.snapshot() == {"exported": 3, "queue_full": 0, "export_failed": 0, "shutdown": 0,
+                                       "invalid_item": 2}
+
+
+def test_items_prepare_cannot_convert_are_counted_and_a_failed_export_counts_the_rest():
+    exporter = _Leaving(fail=True)
+    worker = BatchWorker("test", lambda: exporter, max_queue_size=100, max_batch=10, schedule_delay=60.0,
+                         prepare=lambda batch: [i for i in batch if i != 0])  # 0: cannot be converted
+    for i in [0, 1, -1, 2]:
+        worker.put(i)
+    worker.shutdown(5.0)
+    assert worker.stats.snapshot() == {"exported": 0, "queue_full": 0, "export_failed": 2, "shutdown": 0,
+                                       "invalid_item": 2}
+
+
+def test_a_batch_with_nothing_left_to_send_is_not_exported():
+    exporter = _Leaving()
+    worker = BatchWorker("test", lambda: exporter, max_queue_size=100, max_batch=10, schedule_delay=60.0,
+                         prepare=lambda batch: [])
+    worker.put(1)
+    assert worker.shutdown(5.0) is True
+    assert exporter.batches == []
+    assert worker.stats.snapshot()["invalid_item"] == 1
