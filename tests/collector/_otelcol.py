@@ -147,8 +147,9 @@ class Collector:
     """One collector process (agent or gateway config) with its environment and log file."""
 
     def __init__(self, name: str, config: Path, env: dict[str, str], workdir: Path, health_port: int,
-                 metrics_port: int) -> None:
+                 metrics_port: int, binary: Path | None = None) -> None:
         self.name = name
+        self.binary = binary or BINARY  # the scale-out tier passes its own distribution
         self.config = config
         self.env = env
         self.workdir = Path(workdir)
@@ -185,7 +186,7 @@ class Collector:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts} =====\n".encode())
             log.flush()
-            self.proc = subprocess.Popen([str(BINARY), "--config", str(self.config)], env=self.env,
+            self.proc = subprocess.Popen([str(self.binary), "--config", str(self.config)], env=self.env,
                                          cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
