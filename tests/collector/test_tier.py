@@ -299,15 +299,11 @@ def test_gateway_replica_killed_under_load_rerouted_then_back(tier_built, zipkin
         window = {t.trace_id for at, t in before if at > killed_at - lost_window}
         wait_until(lambda: agent.collector.metric("otelcol_exporter_queue_size") == 0, timeout=60,
                    what="the agent's backlog to drain to A")
+        # Everything acknowledged outside the window before the kill, and everything after it, is in Zipkin.
         wait_for_zipkin(zipkin, [t for t in everything if t.trace_id not in window], timeout=60)
-        in_zipkin = kept(zipkin, everything)
-        lost = [t for t in everything if in_zipkin[t.trace_id] != t.span_ids]
-        print(f"acknowledged {len(everything)} traces; lost {len(lost)} (B's undecided traces at the kill), "
-              f"all within the {lost_window:.0f} s before it ({len(window)} traces acknowledged in that window)")
-        assert {t.trace_id for t in lost} <= window
-        assert len(lost) <= len(window)
 
-        # B comes back; the list names both again: new traffic spreads over both replicas.
+        # B comes back (its persistent queue still holds what it had sampled but not exported: that is
+        # delivered now); the list names both again: new traffic spreads over both replicas.
         gw_b.start()
         agent.collector.stop()
         agent.route_to([0, 1])
@@ -320,6 +316,18 @@ def test_gateway_replica_killed_under_load_rerouted_then_back(tier_built, zipkin
         assert sum(replicas.values()) == 300  # each trace exported by exactly one replica
         assert set(replicas) == {"tier-gateway-a", "tier-gateway-b"}
         assert 0.3 <= replicas["tier-gateway-b"] / 300 <= 0.7
+
+        # The loss, counted once B had its chance to deliver its queue: only traces B had acknowledged and
+        # not yet decided when it was killed, all from the window before the kill.
+        time.sleep(3)
+        in_zipkin = kept(zipkin, everything)
+        lost = [t for t in everything if in_zipkin[t.trace_id] != t.span_ids]
+        partial = [t for t in lost if in_zipkin[t.trace_id]]
+        print(f"acknowledged {len(everything)} traces under load; lost {len(lost)} ({len(partial)} partly), all "
+              f"acknowledged within {lost_window:.0f} s before the kill ({len(window)} traces in that window, "
+              f"~half of them routed to B)")
+        assert {t.trace_id for t in lost} <= window
+        assert partial == []  # a trace is lost whole or kept whole (all its spans went to B together)
 
 
 def test_zipkin_down_30s_then_the_replicas_persistent_queues_deliver_everything(tier_built, tmp_path):
