@@ -462,8 +462,8 @@ def request_log_trace_ids(log_text: str, path_prefix: str = "") -> list[tuple[st
             rec = json.loads(line)
         except ValueError:
             continue
-        if rec.get("logger") == "otel_showmax.request" or "http.route" in rec or "url.path" in rec:
-            path = str(rec.get("url.path") or rec.get("http.route") or "")
+        if rec.get("logger") == "otel_showmax.request":
+            path = str(rec.get("url.path") or "")
             if rec.get("trace_id") and path.startswith(path_prefix):
                 out.append((path, rec["trace_id"]))
     return out
@@ -552,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         stack.stop()
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
         say("stopped everything it started")
 
 
