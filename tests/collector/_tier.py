@@ -35,6 +35,7 @@ TIER_BUILD_SH = COLLECTOR_DIR / "build-tier.sh"
 TIER_MANIFEST = COLLECTOR_DIR / "manifest-tier.yaml"
 TIER_BINARY = COLLECTOR_DIR / "_build" / "tier" / "otelcol-showmax-tier"
 TIER_AGENT_YAML = COLLECTOR_DIR / "tier-agent.yaml"
+TIER_AGENT_DNS_YAML = COLLECTOR_DIR / "tier-agent-dns.yaml"  # overlay: DNS instead of the static list
 TIER_GATEWAY_YAML = COLLECTOR_DIR / "tier-gateway.yaml"
 
 # Test settings: decisions 2 s after a trace's first span (production 10 s), retries capped at 2 s,

@@ -22,6 +22,7 @@ import yaml
 from . import _otelcol, _tier
 from ._otelcol import wait_until
 from ._tier import (
+    TIER_AGENT_DNS_YAML,
     TIER_AGENT_YAML,
     TIER_GATEWAY_YAML,
     TIER_MANIFEST,
@@ -218,6 +219,21 @@ def test_a_trace_with_spans_from_two_agents_is_complete_and_sampled_as_one(tier_
     assert all(in_zipkin[t.trace_id] == t.span_ids for t in traces[300:])
     assert sum(1 for t in traces if in_zipkin[t.trace_id]) == yes
     assert 0 < kept_ok < 300
+
+
+def test_dns_resolution_overlay_finds_the_replica_by_name(tier_built, zipkin, tmp_path):
+    """collector/tier-agent-dns.yaml replaces the static list: "localhost" resolves to the replica's 127.0.0.1."""
+    tier = Tier(tmp_path, zipkin.spans_endpoint, gateways=1, agents=1, binary=tier_built[0])
+    agent = tier.agents[0].collector
+    del agent.env["OTELCOL_TIER_AGENT_GATEWAYS"]  # the overlay must not need the static list
+    agent.env.update({"OTELCOL_TIER_AGENT_GATEWAYS_DNS_NAME": "localhost",
+                      "OTELCOL_TIER_AGENT_GATEWAYS_DNS_PORT": str(tier.gateway_ports[0])})
+    agent.overlays.append(TIER_AGENT_DNS_YAML)
+    with tier:
+        traces = [make_trace("ok") for _ in range(50)]
+        post_traces(tier.agents[0].otlp_http_url, traces)
+        found = wait_for_zipkin(zipkin, traces, timeout=30)
+    assert len(found) == 50
 
 
 # -- faults ------------------------------------------------------------------------------------------
