@@ -72,6 +72,9 @@ def held_memory(jar: Path, workdir: Path, n: int) -> None:
         print(f"held for decision: {held:.0f} traces ({3 * n} spans); Go heap +{(heap1 - heap0) / 2**20:.1f} MiB "
               f"= {(heap1 - heap0) / 2**20 / (n / 1000):.2f} MiB per 1,000 traces; RSS +{(rss1 - rss0) / 2**20:.1f} MiB "
               f"= {(rss1 - rss0) / 2**20 / (n / 1000):.2f} MiB per 1,000 traces")
+        # No backend behind this replica: a SIGTERM would decide and try to export the held traces, retrying
+        # until its stop timeout. This is a measurement, not a drill: end it with SIGKILL (by PID).
+        gw.kill()
 
 
 def main() -> None:
