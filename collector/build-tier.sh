@@ -53,6 +53,16 @@ zipkin_jar() {
 }
 
 fetch_zipkin() {
+  # On a fresh Debian machine (root, apt-get): install what is missing, as .ci/run does for other tools.
+  local missing=()
+  command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  fi
   command -v java >/dev/null 2>&1 || die "Java is not installed (Zipkin server needs Java >= 17: apt-get install openjdk-17-jre-headless)"
   command -v mvn >/dev/null 2>&1 || die "mvn is not installed (it fetches Zipkin from Maven Central: apt-get install maven)"
   local jar
