@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -84,8 +85,11 @@ def main() -> None:
     args = parser.parse_args()
     _, jar = _tier.ensure_tier_built()
     workdir = Path(tempfile.mkdtemp(prefix="otel-showmax-sizing-"))
-    throughput(jar, workdir, args.traces)
-    held_memory(jar, workdir, args.held)
+    try:
+        throughput(jar, workdir, args.traces)
+        held_memory(jar, workdir, args.held)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
