@@ -123,11 +123,15 @@ def sampled_run(tier_built, zipkin, tmp_path_factory):
         wait_until(lambda: sum(v for n, _, v in tier.spanmetrics() if n == "traces_span_metrics_calls_total") >= sent,
                    timeout=15, what="span metrics for every span")
         spanmetrics = tier.spanmetrics()
+        per_policy = {policy: tier.gateway_metric("otelcol_processor_tail_sampling_count_traces_sampled",
+                                                  policy=policy, sampled="true")
+                      for policy in ("errors", "slow", "percentage")}
         accepted = [gw.metric("otelcol_receiver_accepted_spans") for gw in tier.gateways]
         exported = tier.gateway_metric("otelcol_exporter_sent_spans")
         spans = zipkin.traces(t.trace_id for t in traces)
     return {"traces": traces, "decisions": decisions, "spanmetrics": spanmetrics, "accepted": accepted,
-            "exported": exported, "spans": spans, "zipkin": {tid: span_keys(s) for tid, s in spans.items()}}
+            "exported": exported, "spans": spans, "per_policy": per_policy,
+            "zipkin": {tid: span_keys(s) for tid, s in spans.items()}}
 
 
 def test_tail_sampling_keeps_every_error_and_slow_trace_and_the_configured_percentage(sampled_run):
@@ -147,6 +151,11 @@ def test_tail_sampling_keeps_every_error_and_slow_trace_and_the_configured_perce
     yes, no = sampled_run["decisions"]
     assert yes + no == len(traces)
     assert yes == sum(kept_count.values())
+    # Per policy (summed over replicas): the error and latency policies matched exactly their traces.
+    per_policy = sampled_run["per_policy"]
+    print(f"sampled per policy: {per_policy}")
+    assert per_policy["errors"] == N_ERROR
+    assert per_policy["slow"] == N_SLOW
 
 
 def test_each_trace_went_to_one_replica_and_both_replicas_took_a_share(sampled_run):

@@ -115,3 +115,10 @@ def test_the_demo_trace_from_the_request_log_is_in_zipkins_ui(stack, chrome):
     assert trace_id in text
     assert "Total Spans\n3" in text and "Services\n2" in text, text[:600]
     assert "/titles/{title_id:int}" in text  # the catalogue's route, reached through the storefront
+
+    # Negative control: the same search for a trace id nobody sent shows no spans.
+    unknown = "0123456789abcdef0123456789abcdef"
+    chrome.get(f"{stack.zipkin.ui_url}traces/{unknown}")
+    wait_until(lambda: unknown in page_text() or "not found" in page_text().lower(), timeout=20, interval=0.25,
+               what="Zipkin UI's page for an unknown trace")
+    assert "catalogue: get" not in page_text() and "storefront: get" not in page_text()
