@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: run test bootstrap collector bench lint clean
+.PHONY: stack
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -17,6 +18,10 @@ collector:
 
 test: bootstrap collector
 	scripts/test.sh
+
+# The collector tier (Zipkin UI, 2 gateways, an agent) with the catalogue example sending traces to it.
+stack: bootstrap collector
+	scripts/stack.sh
 
 bench: bootstrap
 	$(PY) benchmarks/run.py

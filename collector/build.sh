@@ -3,6 +3,7 @@
 #
 #   collector/build.sh            build collector/_build/otelcol-showmax if the manifest changed
 #   collector/build.sh --force    rebuild even if it looks up to date
+#   (then collector/build-tier.sh: the scale-out distribution and the Zipkin server, same rules)
 #
 # - Installs the OpenTelemetry Collector Builder (ocb) with `go install` at the same release as the
 #   manifest's core modules, into collector/_build/bin (nothing is installed globally).
@@ -53,8 +54,18 @@ manifest_hash() {
 }
 WANT="$(manifest_hash)"
 
+# The scale-out distribution (manifest-tier.yaml, its own release) and the Zipkin server it exports
+# to come next, from build-tier.sh (absent in a copy of this script alone: then only this one).
+tier() {
+  if [ -x "$HERE/build-tier.sh" ]; then
+    exec 9>&-
+    "$HERE/build-tier.sh" $([ "$FORCE" = 1 ] && echo --force) || exit 1
+  fi
+}
+
 if [ "$FORCE" = 0 ] && [ -x "$BINARY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   say "up to date: $BINARY (manifest unchanged)"
+  tier
   exit 0
 fi
 
@@ -81,3 +92,4 @@ export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false"
 
 echo "$WANT" >"$STAMP"
 say "built $BINARY in $(( $(date +%s) - start ))s"
+tier

@@ -147,8 +147,10 @@ class Collector:
     """One collector process (agent or gateway config) with its environment and log file."""
 
     def __init__(self, name: str, config: Path, env: dict[str, str], workdir: Path, health_port: int,
-                 metrics_port: int) -> None:
+                 metrics_port: int, binary: Path | None = None) -> None:
         self.name = name
+        self.binary = binary or BINARY  # the scale-out tier passes its own distribution
+        self.overlays: list[Path] = []  # more --config files, merged on top of config
         self.config = config
         self.env = env
         self.workdir = Path(workdir)
@@ -185,7 +187,10 @@ class Collector:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts} =====\n".encode())
             log.flush()
-            self.proc = subprocess.Popen([str(BINARY), "--config", str(self.config)], env=self.env,
+            cmd = [str(self.binary), "--config", str(self.config)]
+            for overlay in self.overlays:
+                cmd += ["--config", str(overlay)]
+            self.proc = subprocess.Popen(cmd, env=self.env,
                                          cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
