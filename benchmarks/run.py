@@ -125,6 +125,7 @@ class Variant:
     request_logs: int  # expected exported request log records per request
     gunicorn_args: tuple[str, ...] = ()  # added to the gunicorn command line
     ddtrace: bool = False  # run under ddtrace-run (its own virtualenv), to benchmarks/dd_agent.py
+    env: tuple[tuple[str, str], ...] = ()  # added to the server's environment
 
 
 def has_request_log() -> bool:
@@ -147,6 +148,11 @@ def variants() -> dict[str, Variant]:
         # setup() in the app, the app loaded in the master before the fork (as the wrapper sets up)
         "setup_preload": Variant("setup_preload", "otel_showmax via setup(), gunicorn --preload", MAIN_BIN, False,
                                  "setup", 1, 1, req, ("--preload",)),
+        # the fast-path audit: setup() with one of its fast paths switched back to upstream's code
+        "setup_upenc": Variant("setup_upenc", "otel_showmax via setup(), upstream's encoder (fast path off)", MAIN_BIN,
+                               False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "encoder"),)),
+        "setup_requests": Variant("setup_requests", "otel_showmax via setup(), requests transport (fast path off)",
+                                  MAIN_BIN, False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "transport"),)),
         "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
         # setup() with otel_showmax imported from another tree (--ref-tree): an older commit, side by side
         "setup_ref": Variant("setup_ref", "otel_showmax via setup(), reference tree (--ref-tree)", MAIN_BIN, False,
@@ -313,7 +319,8 @@ def start_pyspy(args: argparse.Namespace, worker: int, config: str, rnd: int) ->
 
 def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_path: Path,
           port: int, workers: int = 1) -> subprocess.Popen:
-    env = {**base_env(), **env_extra, "BENCH_APP_MODE": variant.app_mode, "BENCH_STATS": str(stats_path)}
+    env = {**base_env(), **dict(variant.env), **env_extra, "BENCH_APP_MODE": variant.app_mode,
+           "BENCH_STATS": str(stats_path)}
     if variant.python_bin != MAIN_BIN:
         env.pop("PYTHONPATH", None)  # the upstream virtualenv must not see otel_showmax
     if variant.python_bin == MAIN_BIN and (variant.wrapper or variant.app_mode == "setup"):
