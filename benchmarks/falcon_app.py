@@ -18,9 +18,12 @@ processor that counts spans, so the run can check one span per traced request) a
   validated by the SDK (the global provider is otel_showmax's, which takes ``TrustedAttributes`` as built);
 - ``fast-sync-active``  the same, with upstream's synchronous active-requests counter (``active_requests="upstream"``);
 - ``fast-no-histogram`` the same, without the duration histogram (``duration_histogram=False``);
-- ``showmax-upstream``  otel_showmax.falcon as committed (upstream's app class + redaction + request log);
-- ``showmax-fast``      otel_showmax.falcon on TracedApp (the proposed falcon.py change, applied by
-  substitution for the run).
+- ``showmax-upstream``  otel_showmax.falcon as committed (redaction + request log; since the layout
+  change it is built on TracedApp, so this and the next are the same class);
+- ``showmax-fast``      otel_showmax.falcon on TracedApp, built explicitly.
+
+Run it with the upstream virtualenv's python (``PYTHONPATH=. benchmarks/.venv-upstream/bin/python
+benchmarks/falcon_app.py``) to compare against the newest upstream instrumentation and SDK.
 
 Reported: median µs per request (wall and process CPU) and throughput ratios to ``bare`` of the
 same round (bare CPU µs / config CPU µs: the cores are shared, so CPU time is the steadier
@@ -56,7 +59,7 @@ from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
-from otel_showmax._upstream import ShowmaxTracerProvider  # noqa: E402
+from otel_showmax._pipeline.providers import ShowmaxTracerProvider  # noqa: E402
 
 CONFIGS = (
     "bare", "span-floor", "upstream", "fast", "fast-validated", "fast-sync-active", "fast-no-histogram",

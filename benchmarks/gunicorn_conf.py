@@ -2,7 +2,7 @@
 
 The count comes from a thin WSGI wrapper installed in every configuration alike (one function
 call per request), so the runner can check that the receiver got one span per request served.
-``BENCH_STATS`` names the JSON file the worker writes when it exits.
+Each worker writes ``$BENCH_STATS.<pid>`` (JSON) when it exits.
 """
 
 import gc
@@ -58,6 +58,10 @@ def _gc_timer():
 def worker_exit(server, worker):
     cpu = os.times()
     telemetry = None
+    if os.environ.get("BENCH_DDTRACE") == "1":  # ddtrace-run: send what the tracer holds (as our hook does)
+        from ddtrace.trace import tracer
+
+        tracer.flush()
     if OTEL_SHOWMAX:
         import otel_showmax
         from otel_showmax import gunicorn as hooks
@@ -65,8 +69,8 @@ def worker_exit(server, worker):
         hooks.worker_exit(server, worker)  # the final export
         telemetry = {"dropped": otel_showmax.dropped()}
     path = os.environ.get("BENCH_STATS")
-    if path:
-        write_stats(path, worker, cpu.user + cpu.system, telemetry)
+    if path:  # one file per worker: BENCH_STATS.<pid>
+        write_stats(f"{path}.{os.getpid()}", worker, cpu.user + cpu.system, telemetry)
 
 
 def write_stats(path, worker, cpu_s, telemetry):

@@ -201,11 +201,17 @@ def child(step: str, requests: int, endpoint: str, profile: str | None) -> dict[
 # Request-thread samples go to the first of these found walking from the leaf towards the root.
 CATEGORIES = (  # needles match py-spy's short "dir/file.py" names (and a few function names)
     ("gevent/thread.py", "gevent-patched locks (SDK spans and metrics, logging handlers)"),
-    ("_bridge.py", "log bridge: queue the record"),
+    ("log_bridge.py", "log bridge: queue the record"),  # otel_showmax/_pipeline/log_bridge.py
+    ("_bridge.py", "log bridge: queue the record"),  # (before the layout change)
     ("correlation.py", "correlation fields (record factory)"),
+    ("_export/worker.py", "export queue put"),
     ("_worker.py", "export queue put"),
+    ("instruments.py", "otel_showmax instruments: duration histogram, active requests"),
+    ("_pipeline/tracer.py", "otel_showmax tracer: span start/end, trusted attributes"),
+    ("ddtrace", "ddtrace (tracer, integrations, log injection)"),
     ("metrics/_internal", "metrics: duration histogram + active-requests counter (SDK)"),
     ("_redact.py", "otel_showmax falcon.py: redaction, request log fields"),
+    ("redaction.py", "otel_showmax falcon.py: redaction, request log fields"),
     ("falcon_app.py", "otel_showmax falcon_app (span, attributes, metrics calls)"),
     ("http/__init__.py", "opentelemetry.util.http: header capture, URL helpers"),
     ("wsgi/__init__.py", "instrumentation-wsgi: request/response attributes"),
@@ -229,6 +235,10 @@ CATEGORIES = (  # needles match py-spy's short "dir/file.py" names (and a few fu
 )
 WORKER_CATEGORIES = (
     ("_encode.py", "encode (otel_showmax encoder)"),
+    ("protobuf.py", "encode (otel_showmax encoder)"),  # otel_showmax/_export/protobuf.py, utf8.py
+    ("utf8.py", "encode (otel_showmax encoder)"),
+    ("log_bridge.py", "convert/encode log records (bridge)"),
+    ("ddtrace", "ddtrace writer / encoder / periodic threads"),
     ("_encoder", "encode (upstream encoder)"),
     ("trace_encoder", "encode (upstream encoder)"),
     ("common/_internal", "encode (upstream encoder)"),
@@ -240,6 +250,7 @@ WORKER_CATEGORIES = (
     ("socket.py", "HTTP client (requests/urllib3/http.client)"),
     ("_export/otlp_http.py", "HTTP client (otel_showmax lean exporter)"),
     ("_worker.py", "batch worker loop"),
+    ("_export/worker.py", "batch worker loop"),
 )
 
 

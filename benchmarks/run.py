@@ -49,6 +49,7 @@ sys.path.insert(0, str(HERE))
 # e.g. a `git archive` snapshot of a commit while the main checkout is being edited.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
+import ddtrace_env  # noqa: E402
 import upstream_env  # noqa: E402
 
 from tests._net import free_port  # noqa: E402
@@ -123,6 +124,8 @@ class Variant:
     app_logs: int  # expected exported application log records per request
     request_logs: int  # expected exported request log records per request
     gunicorn_args: tuple[str, ...] = ()  # added to the gunicorn command line
+    ddtrace: bool = False  # run under ddtrace-run (its own virtualenv), to benchmarks/dd_agent.py
+    env: tuple[tuple[str, str], ...] = ()  # added to the server's environment
 
 
 def has_request_log() -> bool:
@@ -132,16 +135,24 @@ def has_request_log() -> bool:
 
 def variants() -> dict[str, Variant]:
     up = upstream_env.VENV / "bin"
+    dd = ddtrace_env.VENV / "bin"
     req = 1 if has_request_log() else 0
     return {
         "bare": Variant("bare", "uninstrumented", MAIN_BIN, False, "plain", 0, 0, 0),
         "upstream": Variant("upstream", "upstream opentelemetry-instrument (distro defaults, logs on)",
                             up, True, "plain", 1, 1, 0),
+        "ddtrace": Variant("ddtrace", "ddtrace-run (traces + log injection, to a stand-in agent)", dd, False, "plain",
+                           1, 0, 0, ddtrace=True),
         "wrapper": Variant("wrapper", "otel_showmax via opentelemetry-instrument", MAIN_BIN, True, "plain", 1, 1, req),
         "setup": Variant("setup", "otel_showmax via setup()", MAIN_BIN, False, "setup", 1, 1, req),
         # setup() in the app, the app loaded in the master before the fork (as the wrapper sets up)
         "setup_preload": Variant("setup_preload", "otel_showmax via setup(), gunicorn --preload", MAIN_BIN, False,
                                  "setup", 1, 1, req, ("--preload",)),
+        # the fast-path audit: setup() with one of its fast paths switched back to upstream's code
+        "setup_upenc": Variant("setup_upenc", "otel_showmax via setup(), upstream's encoder (fast path off)", MAIN_BIN,
+                               False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "encoder"),)),
+        "setup_requests": Variant("setup_requests", "otel_showmax via setup(), requests transport (fast path off)",
+                                  MAIN_BIN, False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "transport"),)),
         "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
         # setup() with otel_showmax imported from another tree (--ref-tree): an older commit, side by side
         "setup_ref": Variant("setup_ref", "otel_showmax via setup(), reference tree (--ref-tree)", MAIN_BIN, False,
@@ -171,6 +182,18 @@ def telemetry_env(endpoint: str, protocol: str) -> dict[str, str]:
     }
 
 
+def ddtrace_env_vars(agent: str) -> dict[str, str]:
+    """ddtrace's settings: traces to the (stand-in) agent, trace ids injected into log records."""
+    return {
+        "DD_SERVICE": SERVICE,
+        "DD_TRACE_AGENT_URL": agent,
+        "DD_LOGS_INJECTION": "true",
+        "DD_TRACE_REMOVE_INTEGRATION_SERVICE_NAMES_ENABLED": "true",
+        "DD_TRACE_SAMPLING_RULES": '[{"sample_rate": 1.0}]',  # keep every trace, as always_on does
+        "BENCH_DDTRACE": "1",  # benchmarks/gunicorn_conf.py: flush the tracer in worker_exit
+    }
+
+
 # ------------------------------------------------------------------------------------------ one run
 @dataclass
 class Run:
@@ -181,6 +204,8 @@ class Run:
     served: int | None = None
     cpu_us_per_req: float | None = None
     main_thread_cpu_us_per_req: float | None = None  # the request thread (gevent hub + greenlets)
+    total_cpu_us_per_req: float | None = None  # every server process: gunicorn master + worker(s)
+    workers: int = 1
     receiver_cpu_us_per_req: float | None = None
     gc_us_per_req: float | None = None  # cyclic GC time in the worker, over all requests served
     gc_collections: list[int] = field(default_factory=list)
@@ -194,7 +219,7 @@ class Run:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # otel_showmax.dropped() at worker exit
 
 
-def receiver_cpu_s(receiver: LiveReceiver | SinkReceiver) -> float:
+def receiver_cpu_s(receiver: LiveReceiver | SinkReceiver | DDAgent) -> float:
     """CPU seconds the receiver process has used so far (0 once it is gone)."""
     try:
         return proc_cpu_s(receiver.proc.pid)
@@ -256,6 +281,31 @@ class SinkReceiver:
             self.proc.stdout.close()
 
 
+class DDAgent:
+    """benchmarks/dd_agent.py in its own process (the ddtrace virtualenv's python): counts spans."""
+
+    def __init__(self) -> None:
+        cmd = [str(ddtrace_env.python()), str(HERE / "dd_agent.py"), "--service", SERVICE]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd="/")
+        assert self.proc.stdout is not None
+        self.endpoint = self.proc.stdout.readline().strip()
+        if not self.endpoint.startswith("http://127.0.0.1:"):
+            self.close()
+            raise RuntimeError(f"dd_agent did not start: {self.endpoint!r}")
+
+    def counts(self) -> dict[str, int]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint}/counts", timeout=10) as reply:
+            got = dict(json.loads(reply.read()))
+        return {"app_logs": 0, "request_logs": 0, **got}  # ddtrace exports no log records (injection only)
+
+    def close(self) -> None:
+        stop(self.proc, signal.SIGTERM, timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 def start_pyspy(args: argparse.Namespace, worker: int, config: str, rnd: int) -> tuple[subprocess.Popen, Path] | None:
     """Sample the worker (all threads, only while holding the GIL) during the measured phase."""
     if not args.pyspy or config not in args.pyspy:
@@ -268,58 +318,70 @@ def start_pyspy(args: argparse.Namespace, worker: int, config: str, rnd: int) ->
 
 
 def serve(variant: Variant, env_extra: dict[str, str], log_path: Path, stats_path: Path,
-          port: int) -> subprocess.Popen:
-    env = {**base_env(), **env_extra, "BENCH_APP_MODE": variant.app_mode, "BENCH_STATS": str(stats_path)}
+          port: int, workers: int = 1) -> subprocess.Popen:
+    env = {**base_env(), **dict(variant.env), **env_extra, "BENCH_APP_MODE": variant.app_mode,
+           "BENCH_STATS": str(stats_path)}
     if variant.python_bin != MAIN_BIN:
         env.pop("PYTHONPATH", None)  # the upstream virtualenv must not see otel_showmax
     if variant.python_bin == MAIN_BIN and (variant.wrapper or variant.app_mode == "setup"):
         env["BENCH_OTEL_SHOWMAX"] = "1"  # otel_showmax's gunicorn hooks, as its README says
-    gunicorn = [str(variant.python_bin / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
+    gunicorn = [str(variant.python_bin / "gunicorn"), "-k", "gevent", "-w", str(workers), "-b", f"127.0.0.1:{port}",
                 "-c", str(HERE / "gunicorn_conf.py"), "--chdir", str(HERE), *variant.gunicorn_args,
                 "catalogue_app:app"]
     cmd = ([str(variant.python_bin / "opentelemetry-instrument")] if variant.wrapper else []) + gunicorn
+    if variant.ddtrace:
+        cmd = [str(variant.python_bin / "ddtrace-run"), *gunicorn]
     with open(log_path, "wb") as log:
         return subprocess.Popen(cmd, env=env, cwd=str(HERE), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
 
 def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: str | None = None,
-            protocol: str = "http/protobuf", receiver: LiveReceiver | SinkReceiver | None = None, name: str | None = None,
-            env_over: dict[str, str] | None = None) -> Run:
+            protocol: str = "http/protobuf", receiver: LiveReceiver | SinkReceiver | DDAgent | None = None,
+            name: str | None = None, env_over: dict[str, str] | None = None, workers: int = 1) -> Run:
     """Serve, warm up, load, SIGTERM the master (load stopped first), verify what the receiver got."""
-    run = Run(config=name or variant.name, round=rnd)
+    run = Run(config=name or variant.name, round=rnd, workers=workers)
     tmp = Path(tempfile.mkdtemp(prefix="otel-showmax-bench-"))
     log_path, stats_path = tmp / "server.log", tmp / "stats.json"
     port = free_port()
     env_extra: dict[str, str] = {}
-    if endpoint is not None:
+    if endpoint is not None and variant.ddtrace:
+        env_extra.update(ddtrace_env_vars(endpoint))
+    elif endpoint is not None:
         env_extra.update(telemetry_env(endpoint, protocol))
     if variant.app_mode == "naive" and receiver is not None:
         env_extra["BENCH_NAIVE_ENDPOINT"] = receiver.endpoint
         env_extra["OTEL_SERVICE_NAME"] = SERVICE
     env_extra.update(env_over or {})
-    proc = serve(variant, env_extra, log_path, stats_path, port)
+    proc = serve(variant, env_extra, log_path, stats_path, port, workers)
     url = f"http://127.0.0.1:{port}{URL_PATH}"
     ok = False
     try:
         wait_port(port, proc)
         warm = wrk(url, args.warmup, args.connections)
         run.warmup_requests = warm.requests
-        workers = children(proc.pid)
-        worker = workers[0] if workers else None
+        pids = children(proc.pid)
+        if len(pids) != workers:
+            raise RuntimeError(f"expected {workers} worker(s), found {pids}")
+        worker = pids[0] if pids else None
         rcv0 = receiver_cpu_s(receiver) if receiver else 0.0
         spy = start_pyspy(args, worker, run.config, rnd) if worker else None
-        cpu0 = proc_cpu_s(worker) if worker else 0.0
-        main0 = thread_cpu_s(worker) if worker else 0.0
+        cpu0 = sum(proc_cpu_s(p) for p in pids)
+        main0 = sum(thread_cpu_s(p) for p in pids)
+        master0 = proc_cpu_s(proc.pid)
         load = wrk(url, args.seconds, args.connections)
-        cpu1 = proc_cpu_s(worker) if worker else 0.0
-        main1 = thread_cpu_s(worker) if worker else 0.0
+        cpu1 = sum(proc_cpu_s(p) for p in pids)
+        main1 = sum(thread_cpu_s(p) for p in pids)
+        master1 = proc_cpu_s(proc.pid)
         rcv1 = receiver_cpu_s(receiver) if receiver else 0.0
+        if children(proc.pid) != pids:
+            run.note += f"workers changed during the load ({pids} -> {children(proc.pid)}); "
         if spy is not None:
             spy[0].wait(timeout=args.seconds + 30)
         run.load = asdict(load)
         if load.requests and worker:
             run.cpu_us_per_req = (cpu1 - cpu0) / load.requests * 1e6
             run.main_thread_cpu_us_per_req = (main1 - main0) / load.requests * 1e6
+            run.total_cpu_us_per_req = (cpu1 - cpu0 + master1 - master0) / load.requests * 1e6
             if spy is not None and spy[1].exists():
                 from profile_request import pyspy_report
 
@@ -332,19 +394,28 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
         if not ok:
             sys.stderr.write(log_path.read_text(errors="replace")[-3000:])
     try:
-        stats = json.loads(stats_path.read_text())
-        run.served = stats["served"]
-        if stats.get("gc") and run.served:
-            run.gc_us_per_req = sum(stats["gc"]["seconds"]) / run.served * 1e6
-            run.gc_collections = stats["gc"]["collections"]
-            run.gc_us_by_generation = [round(x / run.served * 1e6, 2) for x in stats["gc"]["seconds"]]
-        telemetry = stats.get("otel_showmax") or {}
-        run.dropped = {signal: {reason: n for reason, n in reasons.items() if n}
-                       for signal, reasons in telemetry.get("dropped", {}).items() if any(reasons.values())}
+        # one file per worker (benchmarks/gunicorn_conf.py writes BENCH_STATS.<pid>)
+        files = sorted(stats_path.parent.glob(stats_path.name + ".*"))
+        every = [json.loads(f.read_text()) for f in files]
+        if len(every) != workers:
+            raise ValueError(f"{len(every)} worker stats for {workers} workers")
+        run.served = sum(stats["served"] for stats in every)
+        gcs = [stats["gc"] for stats in every if stats.get("gc")]
+        if gcs and run.served:
+            seconds = [sum(g["seconds"][i] for g in gcs) for i in range(3)]
+            run.gc_us_per_req = sum(seconds) / run.served * 1e6
+            run.gc_collections = [sum(g["collections"][i] for g in gcs) for i in range(3)]
+            run.gc_us_by_generation = [round(x / run.served * 1e6, 2) for x in seconds]
+        for stats in every:
+            telemetry = stats.get("otel_showmax") or {}
+            for sig, reasons in telemetry.get("dropped", {}).items():
+                for reason, n in reasons.items():
+                    if n:
+                        run.dropped.setdefault(sig, {})[reason] = run.dropped.get(sig, {}).get(reason, 0) + n
         if run.dropped:
             run.note += f"otel_showmax dropped {run.dropped}; "
     except (OSError, ValueError, KeyError):
-        run.note += "worker wrote no stats; "
+        run.note += "worker(s) wrote no stats; "
     if receiver is not None and run.served is not None:
         want = {
             "spans": variant.spans * run.served,
@@ -382,25 +453,41 @@ def one_run(variant: Variant, rnd: int, args: argparse.Namespace, *, endpoint: s
 def overhead(args: argparse.Namespace) -> list[Run]:
     table = variants()
     names = args.configs
-    if "upstream" in names:
-        upstream_env.ensure()
     runs: list[Run] = []
-    for rnd in range(1, args.rounds + 1):
-        for name in names:
-            variant = table[name]
-            receiver: LiveReceiver | SinkReceiver | None = None
-            if name != "bare":
-                receiver = SinkReceiver() if args.receiver == "sink" else LiveReceiver()
-            try:
-                env_over = {"PYTHONPATH": args.ref_tree} if name == "setup_ref" else None
-                run = one_run(variant, rnd, args, endpoint=receiver.endpoint if receiver else None,
-                              receiver=receiver, env_over=env_over)
-            finally:
-                if receiver:
-                    receiver.close()
-            runs.append(run)
-            progress(run)
+    for workers in args.workers:
+        for rnd in range(1, args.rounds + 1):
+            for name in names:
+                variant = table[name]
+                receiver: LiveReceiver | SinkReceiver | DDAgent | None = None
+                if variant.ddtrace:
+                    receiver = DDAgent()
+                elif name != "bare":
+                    receiver = SinkReceiver() if args.receiver == "sink" else LiveReceiver()
+                try:
+                    env_over = {"PYTHONPATH": args.ref_tree} if name == "setup_ref" else None
+                    run = one_run(variant, rnd, args, endpoint=receiver.endpoint if receiver else None,
+                                  receiver=receiver, env_over=env_over, workers=workers,
+                                  name=config_name(name, workers, args.workers))
+                finally:
+                    if receiver:
+                        receiver.close()
+                runs.append(run)
+                progress(run)
     return runs
+
+
+def config_name(name: str, workers: int, all_workers: list[int]) -> str:
+    """``setup`` for the usual -w 1 run alone; ``setup -w2`` when several worker counts are compared."""
+    return name if all_workers == [1] else f"{name} -w{workers}"
+
+
+def base_name(config: str) -> str:
+    return config.split(" -w")[0]
+
+
+def bare_of(config: str) -> str:
+    """The baseline of a configuration: bare with the same number of workers."""
+    return "bare" + config[len(base_name(config)):]
 
 
 def faults(args: argparse.Namespace) -> list[Run]:
@@ -443,8 +530,10 @@ def progress(run: Run) -> None:
     load = run.load
     ver = {None: "-", True: "ok", False: "MISMATCH"}[run.verified]
     cpu = f"{run.cpu_us_per_req:.0f}" if run.cpu_us_per_req else "?"
+    total = f"{run.total_cpu_us_per_req:.0f}" if run.total_cpu_us_per_req else "?"
     print(f"  round {run.round} {run.config:<28} {load.get('rps', 0):8.0f} req/s  p50 {load.get('p50_ms', 0):6.2f} ms"
-          f"  p99 {load.get('p99_ms', 0):7.2f} ms  cpu {cpu:>4} us/req  exit {run.exit_s:5.2f} s  telemetry {ver}"
+          f"  p99 {load.get('p99_ms', 0):7.2f} ms  cpu {cpu:>4} us/req (+master {total:>4})  exit {run.exit_s:5.2f} s"
+          f"  telemetry {ver} {run.received.get('spans', '')}/{run.expected.get('spans', '')}"
           + (f"  ({run.note.strip()})" if run.note else ""), file=sys.stderr, flush=True)
 
 
@@ -485,6 +574,8 @@ def summarize(runs: list[Run], baseline_of: Any) -> list[dict[str, Any]]:
             "cpu_us_per_req": med([r.cpu_us_per_req for r in mine]),
             "cpu_ratio": med(cpur),
             "main_cpu_us_per_req": med([r.main_thread_cpu_us_per_req for r in mine]),
+            "total_cpu_us_per_req": med([r.total_cpu_us_per_req for r in mine]),
+            "workers": mine[0].workers,
             "gc_us_per_req": med([r.gc_us_per_req for r in mine]),
             "receiver_cpu_us_per_req": med([r.receiver_cpu_us_per_req for r in mine]),
             "exit_s_max": max((r.exit_s for r in mine + failed if r.exit_s is not None), default=float("nan")),
@@ -511,10 +602,30 @@ def overhead_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
         if r["failed_runs"]:
             tel += f"; **{r['failed_runs']} run(s) failed** (served nothing / hung, see notes)"
         lines.append(
-            f"| {labels.get(r['config'], r['config'])} | {r['rps']:,.0f} | {r['rps_ratio']:.2f} "
+            f"| {labels.get(base_name(r['config']), r['config'])}{r['config'][len(base_name(r['config'])):]} "
+            f"| {r['rps']:,.0f} | {r['rps_ratio']:.2f} "
             f"(min {r['rps_ratio_min']:.2f}) | {r['p50_ms']:.2f} ({r['p50_ratio']:.2f}) "
             f"| {r['p99_ms']:.2f} ({r['p99_ratio']:.2f}) | {r['cpu_us_per_req']:.0f} ({r['cpu_ratio']:.2f}) "
             f"| {r['main_cpu_us_per_req']:.0f} / {r['gc_us_per_req']:.0f} | {tel} |")
+    return "\n".join(lines)
+
+
+def headline_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    """The side-by-side table: req/s, ratio to bare, CPU per request (workers; workers + master), delivered."""
+    lines = [
+        "| configuration | workers | req/s (median) | ratio to bare (min) | CPU µs/req, worker(s) (ratio) "
+        "| CPU µs/req, master + worker(s) | delivered (server spans ÷ requests served; runs ok) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rec, exp = r["received"], r["expected"]
+        tel = "—" if r["verified"] == "-" else f"{rec['spans']:,}÷{exp['spans']:,}; {r['verified']}"
+        if r["failed_runs"]:
+            tel += f"; **{r['failed_runs']} run(s) failed**"
+        lines.append(
+            f"| {labels.get(base_name(r['config']), r['config'])} | {r['workers']} | {r['rps']:,.0f} "
+            f"| {r['rps_ratio']:.2f} ({r['rps_ratio_min']:.2f}) | {r['cpu_us_per_req']:.0f} ({r['cpu_ratio']:.2f}) "
+            f"| {r['total_cpu_us_per_req']:.0f} | {tel} |")
     return "\n".join(lines)
 
 
@@ -554,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured wrk phase per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up per run (not measured)")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", default="1", help="gunicorn worker counts, comma-separated (e.g. 1,2: both, "
+                        "each its own alternated rounds)")
     parser.add_argument("--configs", default="bare,upstream,wrapper,setup,naive",
                         help="overhead configurations, in alternation order (bare is the baseline)")
     parser.add_argument("--ref-tree", help="a checkout (e.g. `git archive <commit> | tar -x -C DIR`) whose "
@@ -573,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 3.0, 1.0
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     args.fault_configs = [c.strip() for c in args.fault_configs.split(",") if c.strip()]
     args.protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     args.pyspy = [c.strip() for c in args.pyspy.split(",") if c.strip()]
@@ -587,7 +701,17 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     exe = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     info["command"] = " ".join([exe, os.path.relpath(__file__, ROOT), *(sys.argv[1:] if argv is None else argv)])
-    info["settings"] = {k: getattr(args, k) for k in ("rounds", "seconds", "warmup", "connections")}
+    info["settings"] = {k: getattr(args, k) for k in ("rounds", "seconds", "warmup", "connections", "workers")}
+    # What each configuration ran: the newest upstream / ddtrace releases at the time of the run.
+    info["versions"] = {"main": upstream_env.versions(MAIN_BIN / "python")}
+    if "upstream" in args.configs or "upstream" in args.fault_configs:
+        upstream_env.ensure()
+        info["versions"]["upstream"] = upstream_env.versions()
+    if "ddtrace" in args.configs:
+        ddtrace_env.ensure()
+        info["versions"]["ddtrace"] = upstream_env.versions(ddtrace_env.python())
+    for env_name, found in info["versions"].items():
+        print(f"# {env_name}: " + ", ".join(f"{k} {v}" for k, v in found.items()), file=sys.stderr)
     print(f"# benchmarks {info['date_utc']}, nproc {info['nproc']}, load {info['loadavg_start']}, "
           f"{args.rounds} rounds x {args.seconds:g} s, wrk -t1 -c{args.connections}", file=sys.stderr)
     report: dict[str, Any] = {"machine": info}
@@ -605,27 +729,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "overhead"):
         print("## overhead", file=sys.stderr)
         runs = overhead(args)
-        rows = summarize(runs, lambda c: "bare")
+        rows = summarize(runs, bare_of)
         report["overhead"] = {"runs": [asdict(r) for r in runs], "summary": rows}
-        out_lines += ["", "### Overhead (ratios to the uninstrumented run of the same round; medians)", "",
+        out_lines += ["", "### Side by side (ratios to the uninstrumented run of the same round; medians)", "",
+                      headline_table(rows, labels), "",
+                      "### Overhead (ratios to the uninstrumented run of the same round; medians)", "",
                       overhead_table(rows, labels)]
+        out_lines += ["", "Versions: " + "; ".join(
+            f"{env_name}: " + ", ".join(f"{k} {v}" for k, v in found.items())
+            for env_name, found in info["versions"].items())]
         for r in runs:
             if r.profile:
                 out_lines += ["", f"#### py-spy of the gunicorn worker under load: {labels.get(r.config, r.config)}, "
                                   f"round {r.round}", "", r.profile]
-        by = {r["config"]: r for r in rows}
-        ups = [r for r in runs if r.config == "upstream"]
-        for config in ("setup", "setup_preload", "wrapper", "setup_ref"):
-            if "upstream" not in by or config not in by:
+        configs = {r.config for r in runs}
+        for config in dict.fromkeys(r.config for r in runs):
+            base = base_name(config)
+            up = "upstream" + config[len(base):]
+            if base not in ("setup", "setup_preload", "wrapper", "setup_ref", "ddtrace") or up not in configs:
                 continue
             per_round = []
             for r in runs:
                 if r.config == config:
-                    u = next((x for x in ups if x.round == r.round), None)
-                    b = next((x for x in runs if x.config == "bare" and x.round == r.round), None)
-                    if u and b and u.load.get("rps") and b.load.get("rps") and r.load.get("rps"):
-                        per_round.append((r.load["rps"] / b.load["rps"]) / (u.load["rps"] / b.load["rps"]))
-            out_lines += ["", f"{labels[config]}: ratio ÷ upstream ratio, per round: "
+                    u = next((x for x in runs if x.config == up and x.round == r.round), None)
+                    if u and u.load.get("rps") and r.load.get("rps"):
+                        per_round.append(r.load["rps"] / u.load["rps"])  # = its ratio ÷ upstream's ratio
+            out_lines += ["", f"{labels[base]}{config[len(base):]}: ratio ÷ upstream ratio, per round: "
                               f"{', '.join(f'{x:.2f}' for x in per_round)} (median {med(per_round):.2f})"]
         save()
     if args.only in (None, "faults"):
