@@ -34,6 +34,12 @@ def reset(timeout: float = 0.5) -> None:
         falcon_support.uninstrument()
     except (ImportError, AttributeError):
         pass
+    try:
+        from ._instrumentation import hub_monitor
+
+        hub_monitor.uninstall()
+    except ImportError:
+        pass
     _exporters.restore_upstream_loggers()
     _compat.reset_globals()
     _setup.clear_state()
