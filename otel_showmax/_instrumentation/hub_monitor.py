@@ -420,10 +420,14 @@ class Monitor:
         attributes = report.attributes()
         parent = trace.set_span_in_context(report.span) if report.span is not None else None
         if self.tracer is not None and report.span is not None:
+            start_ns = offset + round(report.start * 1e9)
+            began = getattr(report.span, "start_time", None)
+            if isinstance(began, int):  # never before its parent (rounding of the clocks' offset)
+                start_ns = max(start_ns, began)
             try:
                 span = self.tracer.start_span(SPAN_NAME, context=parent, kind=trace.SpanKind.INTERNAL,
-                                              attributes=attributes, start_time=offset + int(report.start * 1e9))
-                span.end(end_time=offset + int(report.end * 1e9))
+                                              attributes=attributes, start_time=start_ns)
+                span.end(end_time=max(start_ns, offset + round(report.end * 1e9)))
             except Exception as error:
                 _diag.warn("hub_monitor_span", "the gevent hub monitor could not write its span: %r", error)
         if self.logger is not None:
@@ -501,7 +505,7 @@ class Tracker:
         self._pid = os.getpid()
         self.spans = {}
         try:
-            self._on = bool(self._start())
+            self._on = _served_by_hub() and bool(self._start())
         except Exception as error:
             self._on = False
             _diag.warn("hub_monitor_start", "the gevent hub monitor did not start: %r", error)
@@ -510,6 +514,22 @@ class Tracker:
         """The monitor runs in this process (started outside the request path)."""
         self._pid = os.getpid()
         self._on = True
+
+
+def _served_by_hub() -> bool:
+    """Whether the current greenlet was started by this thread's gevent hub (a gevent worker's request:
+    gunicorn -k gevent, uWSGI --gevent — which does not monkey-patch unless told to)."""
+    from gevent._hub_local import get_hub_if_exists
+
+    hub = get_hub_if_exists()
+    current = getcurrent_greenlet()
+    return hub is not None and current is not hub and getattr(current, "parent", None) is hub
+
+
+def getcurrent_greenlet() -> Any:
+    from greenlet import getcurrent
+
+    return getcurrent()
 
 
 @dataclass
@@ -543,7 +563,10 @@ def install(threshold: float, *, tracer: Any = None, logger: logging.Logger | No
 
 def ensure_started() -> bool:
     """Start the monitor in this process if it is configured, gevent patched ``threading`` and
-    ``may_start()`` says yes; True when it runs. Safe to call any number of times."""
+    ``may_start()`` says yes; True when it runs. Safe to call any number of times. (Otherwise the
+    first request served by a gevent hub starts it.)"""
+    if not _threads.gevent_patched():
+        return False
     ok = _start_here()
     if ok and tracker is not None:
         tracker.started()
@@ -558,7 +581,7 @@ def _start_here() -> bool:
     pid = os.getpid()
     if _monitor is not None and _monitor.pid == pid and not _monitor._stopping:
         return True
-    if not _threads.gevent_patched() or not options.may_start():
+    if not options.may_start():
         return False
     old, _monitor = _monitor, None
     if old is not None:
