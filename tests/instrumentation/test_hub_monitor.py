@@ -373,3 +373,29 @@ def test_started_once_per_gevent_process_and_again_after_fork(forbid):
         assert result == {"parent": False, "child": False, "child_pid_ok": False, "after_shutdown": False}
     else:
         assert result == {"parent": True, "child": True, "child_pid_ok": True, "after_shutdown": False}
+
+
+# -- otel-showmax doctor says whether the monitor is on --------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, True), ("250", True), ("off", False)])
+def test_doctor_says_whether_the_monitor_is_on(value, on, receiver):
+    import json
+
+    from tests.test_cli_doctor import doctor
+
+    code, report, stderr = doctor(receiver.endpoint, "--app", "good_app:app", "--no-connect",
+                                  env={"OTEL_SHOWMAX_HUB_BLOCK_THRESHOLD": value} if value else None)
+    assert code == 0, (report, stderr)
+    facts = report["hub_monitor"]
+    assert facts["on"] is on
+    assert facts["running_in_this_process"] is False  # the doctor is no gevent worker
+    (finding,) = [f for f in report["findings"] if "hub-block monitor" in f["message"]]
+    if on:
+        threshold = value or "100"
+        assert finding["severity"] == "ok"
+        assert f"of at least {threshold} ms" in finding["message"], json.dumps(finding)
+    else:
+        assert finding["severity"] == "info"
+        assert finding["message"] == (
+            "hub-block monitor off (hub_block_threshold = 0.0 ← env:OTEL_SHOWMAX_HUB_BLOCK_THRESHOLD)")
