@@ -8,6 +8,7 @@ Routes::
     GET /wait        gevent.sleep(0.8): in flight while another request blocks
     GET /slowlog     logs one line through a handler that sends it synchronously, on an unpatched socket,
                      to the log server at HUB_TEST_LOG_SERVER (host:port), which acknowledges after 300 ms
+    GET /spawn       starts a background greenlet that blocks the hub for 250 ms, outside any request
     GET /monitor     whether the monitor runs in this worker
     GET /health      the server's readiness probe (excluded from telemetry)
 
@@ -89,14 +90,25 @@ class SlowLog:
 
 
 class Monitor:
-    """Whether the hub monitor runs in this worker, and whether gevent patched threading."""
+    """Whether the hub monitor runs in this worker."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from otel_showmax import _threads
         from otel_showmax._instrumentation import hub_monitor
 
-        resp.media = {"running": hub_monitor.is_running(), "patched": _threads.gevent_patched(),
-                      "tracker": hub_monitor.tracker is not None}
+        resp.media = {"running": hub_monitor.is_running()}
+
+
+def nightly_cleanup() -> None:  # MARK: cleanup
+    gevent.sleep(0.05)  # after the request that spawned it has answered
+    unpatched_sleep(0.25)  # MARK: background
+
+
+class Spawn:
+    """Starts a background greenlet (plain gevent.spawn: no trace context) that blocks the hub."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        gevent.spawn(nightly_cleanup)
+        resp.media = {"spawned": True}
 
 
 class Health:
@@ -110,6 +122,7 @@ app.add_route("/block", Block())
 app.add_route("/coop", Coop())
 app.add_route("/wait", Wait())
 app.add_route("/slowlog", SlowLog())
+app.add_route("/spawn", Spawn())
 app.add_route("/monitor", Monitor())
 app.add_route("/health", Health())
 

@@ -91,9 +91,11 @@ def test_each_block_is_reported_once_with_its_request(kind, tmp_path):
                 time.sleep(0.2)
                 assert get(base + "/block")[0] == 200
                 assert waiting.result(timeout=10)[0] == 200
-            for path in ("/block", "/coop", "/coop", "/slowlog"):
+            for path in ("/block", "/coop", "/coop", "/slowlog", "/spawn"):
                 assert get(base + path)[0] == 200, path
-            assert receiver.wait_for(spans=10, logs=3, timeout=15)
+            time.sleep(0.5)  # the background greenlet blocks after /spawn answered
+            assert get(base + "/monitor") == (200, b'{"running": true}')
+            assert receiver.wait_for(spans=12, logs=4, timeout=15)
             time.sleep(1.0)  # one more metric export, and anything reported twice would be here
             workers = server.worker_pids()
             master = server.master_pid
@@ -102,11 +104,19 @@ def test_each_block_is_reported_once_with_its_request(kind, tmp_path):
         received = receiver.read_jsonl()
 
     served = Counter(route(s) for s in server_spans(received, SERVICE))
-    assert served == {"/ok": 1, "/wait": 1, "/block": 2, "/coop": 2, "/slowlog": 1}, server.text()[-3000:]
+    assert served == {"/ok": 1, "/wait": 1, "/block": 2, "/coop": 2, "/slowlog": 1, "/spawn": 1, "/monitor": 1}, \
+        server.text()[-3000:]
     by_trace = {s["trace_id"]: s for s in server_spans(received, SERVICE)}
 
     blocks = [s for s in received["spans"] if s["name"] == "gevent.hub.block"]
     reports = [lg for lg in received["logs"] if lg["scope"] == MONITOR_LOGGER]
+    # The background greenlet's block: reported without trace ids, naming the greenlet, no span.
+    (background,) = [lg for lg in reports if not lg["trace_id"]]
+    reports.remove(background)
+    assert background["span_id"] == ""
+    assert background["attributes"]["gevent.greenlet"] == f"nightly_cleanup (_hub_app.py:{marked_line('cleanup')})"
+    assert background["attributes"]["code.line.number"] == marked_line("background")
+    assert "by greenlet nightly_cleanup (" in background["body"]
     # Exactly one report per blocking request, none for any other request (nor outside requests).
     assert sorted(route(by_trace[b["trace_id"]]) for b in blocks) == [
         "/block", "/block", "/slowlog"], [b["attributes"] for b in blocks]
@@ -136,7 +146,7 @@ def test_each_block_is_reported_once_with_its_request(kind, tmp_path):
         assert f"{APP_FILE}:" in report["body"] and "gevent hub blocked for 0." in report["body"]
     # ... and so do the local log lines
     local = [line for line in server.json_lines() if line.get("logger") == MONITOR_LOGGER]
-    assert sorted(line["trace_id"] for line in local) == sorted(lg["trace_id"] for lg in reports), local
+    assert sorted(line["trace_id"] for line in local) == sorted(["", *(lg["trace_id"] for lg in reports)]), local
 
     points = [m for m in received["metrics"] if m["name"] == "gevent.hub.block.duration"]
     assert points and {m["unit"] for m in points} == {"s"}
@@ -144,7 +154,7 @@ def test_each_block_is_reported_once_with_its_request(kind, tmp_path):
     for point in sorted(points, key=lambda m: m["time_unix_nano"]):
         latest[tuple(sorted(point["attributes"].items()))] = point
     counts = {dict(key)["code.line.number"]: p["count"] for key, p in latest.items()}
-    assert counts == {marked_line("block"): 2, marked_line("remote-ack"): 1}, counts
+    assert counts == {marked_line("block"): 2, marked_line("remote-ack"): 1, marked_line("background"): 1}, counts
 
     assert len(workers) == 1
     if kind == "uwsgi":
