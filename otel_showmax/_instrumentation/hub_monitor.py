@@ -10,8 +10,8 @@ How it works, cheaply:
 * **Heartbeat.** A repeating, unreferenced timer in the hub's loop stamps ``perf_counter()`` every
   ``interval`` (threshold / 10, between 2 and 50 ms). While the loop runs, consecutive stamps are
   about ``interval`` apart; a gap means nothing returned control to the hub for that long. The
-  callback does one clock read and one compare; a gap of at least half the threshold is queued
-  (start, end) for the watchdog.
+  callback reads the clock and the thread's CPU time; a gap of at least half the threshold is queued
+  (start, end, CPU used) for the watchdog.
 * **Watchdog.** A real OS thread (``_threads``, never a greenlet, whatever gevent patched) wakes
   every threshold / 4. When the last stamp is older than half the threshold, it samples the hub
   thread's stack (``sys._current_frames()``) and finds which registered request greenlet is
@@ -20,6 +20,12 @@ How it works, cheaply:
 * **Request registry.** The Falcon request path registers ``greenlet → server span`` while a
   request runs (one dict insert and one delete per request). The span's context is read from the
   watchdog thread — a greenlet's ``gr_context`` cannot be read from another thread.
+* **Blocked, or starved?** A gap is a block when the hub's thread computed for at least a quarter
+  of it, or was seen (``/proc/self/task/<tid>``) waiting in a blocking system call — sleep, I/O, DNS,
+  connect. A thread that was runnable (the machine short of CPU) or in ``futex`` (usually the GIL,
+  held by another thread) was starved, not blocked: counted, reported once on stderr, not blamed on a
+  greenlet. The block ends at the first sample after the blocking call returned, when one was taken
+  before the hub ran again.
 * **Report.** When the gap ends (the heartbeat runs again) and lasted at least the threshold, the
   watchdog reports it, once: a ``gevent.hub.block`` span, child of the request's server span and
   back-dated to the start of the block; one WARNING record on ``otel_showmax.hub_monitor`` written
@@ -90,9 +96,13 @@ STACK_LIMIT = 8
 #: Frames walked at most to find a greenlet's outermost function.
 _WALK_LIMIT = 256
 #: Samples kept per block (the most frequent location wins).
-_MAX_SAMPLES = 64
+_MAX_SAMPLES = 256
 
 Frame = tuple[str, int, str]  # (file, line, function)
+#: ``futex`` system call numbers (futex, futex_waitv) of this machine: a thread there waits for a lock,
+#: usually the GIL held by another thread — not for the blocking call of its greenlet.
+_FUTEX = {"x86_64": {202, 449}, "aarch64": {98, 449}, "arm64": {98, 449}}.get(
+    __import__("platform").machine(), {202, 98, 449})
 
 
 def _perf_ns_offset() -> int:
@@ -125,6 +135,8 @@ class BlockReport:
     waiting: int
     """Other requests in flight in this worker, which waited."""
     ongoing: bool = False
+    cpu: float | None = None
+    """CPU seconds the hub's thread used during the block (about the duration: computing; about 0: waiting)."""
     suppressed: int = 0
     """Reports of this location left out by the rate limit since the last one written."""
 
@@ -143,6 +155,8 @@ class BlockReport:
             attrs["code.stacktrace"] = "\n".join(f"{f}:{n} in {fn}" for f, n, fn in self.stack)
         attrs["gevent.greenlet"] = self.greenlet
         attrs["gevent.hub.block.waiting_requests"] = self.waiting
+        if self.cpu is not None:
+            attrs["gevent.hub.block.cpu_time"] = round(self.cpu, 6)
         if self.ongoing:
             attrs["gevent.hub.block.ongoing"] = True
         if self.suppressed:
@@ -167,6 +181,8 @@ class _Sample:
     stack: tuple[Frame, ...]
     greenlet: str
     waiting: int
+    at: float = 0.0  # perf_counter() of the sample
+    held: bool = False  # the hub's thread was in a blocking system call
 
 
 class _RateLimit:
@@ -217,6 +233,7 @@ class Monitor:
         self.threshold = threshold
         self.interval = min(max(threshold / 10, 0.002), 0.05)
         self.period = threshold / 4
+        self.fine = max(0.002, threshold / 20)  # the watchdog's period while the hub is held
         self.arm = threshold / 2
         self.ongoing_after = ongoing_after if ongoing_after is not None else max(10.0, 10 * threshold)
         self.tracer = tracer
@@ -226,12 +243,15 @@ class Monitor:
         self._limit = _RateLimit(report_limit, report_window)
         self._metric_locations: set[Frame] = set()
         self._last: float | None = None  # perf_counter() of the last heartbeat; None until the loop ran
-        self._ended: deque[tuple[float, float]] = deque()  # gaps seen by the heartbeat, for the watchdog
+        self._last_cpu = 0.0  # the hub thread's CPU time then
+        self._ended: deque[tuple[float, float, float]] = deque()  # (start, end, hub CPU s) gaps, for the watchdog
         self._stall_start: float | None = None
         self._samples: list[_Sample] = []
+        self._evidence = 0  # on-time looks at the current gap that found the hub thread not runnable
         self._reported_ongoing: float | None = None  # start of the block reported while in progress
         self._timer: Any = None
         self._hub_ident: int | None = None
+        self._hub_proc: str | None = None  # /proc/self/task/<tid> of the hub's thread
         self._hub_run_code: Any = None
         self._stop_lock: Any = None
         self._exited: Any = None
@@ -239,6 +259,7 @@ class Monitor:
         self.pid: int | None = None
         self.reports = 0  # written reports (tests, doctor)
         self.blocks = 0  # blocks at least the threshold long, reported or not
+        self.starved = 0  # gaps at least the threshold long where the process, not a greenlet, was held up
 
     # -- in the hub's thread -----------------------------------------------------------------------
 
@@ -253,6 +274,11 @@ class Monitor:
             hub = get_hub()
         self.pid = os.getpid()
         self._hub_ident = hub.thread_ident
+        try:
+            task = f"/proc/self/task/{_real('_thread', 'get_native_id')()}"
+            self._hub_proc = task if os.path.exists(task + "/stat") else None
+        except Exception:  # no native thread ids, no /proc: the thread's state is not looked at
+            self._hub_proc = None
         self._hub_run_code = getattr(getattr(type(hub), "run", None), "__code__", None)
         self._timer = hub.loop.timer(self.interval, self.interval, ref=False)
         self._timer.start(self._beat)
@@ -263,15 +289,16 @@ class Monitor:
         _threads.start_thread(self._watch)
 
     def _beat(self) -> None:
-        """The heartbeat (a hub callback: one clock read, one compare)."""
+        """The heartbeat (a hub callback: two clock reads, one compare)."""
         if self._stopping:
             self._stop_timer()
             return
         now = time.perf_counter()
-        last = self._last
-        self._last = now
+        cpu = time.thread_time()
+        last, last_cpu = self._last, self._last_cpu
+        self._last, self._last_cpu = now, cpu
         if last is not None and now - last >= self.arm:
-            self._ended.append((last, now))
+            self._ended.append((last, now, cpu - last_cpu))
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
@@ -301,9 +328,12 @@ class Monitor:
 
     def _watch(self) -> None:
         try:
-            while not self._stop_lock.acquire(True, self.period):
+            target = time.perf_counter() + self.period
+            while not self._stop_lock.acquire(True, max(0.0, target - time.perf_counter())):
+                now = time.perf_counter()
+                target = now + (self.period if self._stall_start is None else self.fine)
                 try:
-                    self._tick(time.perf_counter())
+                    self._tick(now)
                 except Exception as error:
                     _diag.warn("hub_monitor_tick", "the gevent hub monitor skipped a check: %r", error)
         finally:
@@ -311,21 +341,22 @@ class Monitor:
 
     def _tick(self, now: float) -> None:
         while self._ended:  # blocks that ended first: a new one may have begun since
-            start, end = self._ended.popleft()
-            samples = self._samples if start == self._stall_start else []
-            if start == self._stall_start:
-                self._stall_start, self._samples = None, []
-            self._finish(start, end, samples)
+            start, end, cpu = self._ended.popleft()
+            ours = start == self._stall_start
+            samples, evidence = (self._samples, self._evidence) if ours else ([], 0)
+            if ours:
+                self._stall_start, self._samples, self._evidence = None, [], 0
+            self._finish(start, end, cpu, samples, evidence)
         last = self._last
         if last is not None and now - last >= self.arm:
             if self._stall_start != last:
-                self._stall_start, self._samples = last, []
-            self._sample(last)
-            if now - last >= self.ongoing_after and self._reported_ongoing != last:
+                self._stall_start, self._samples, self._evidence = last, [], 0
+            self._sample(last, self._hub_held())
+            if now - last >= self.ongoing_after and self._reported_ongoing != last and self._evidence:
                 self._reported_ongoing = last
                 self._report(last, now, self._samples, ongoing=True)
 
-    def _sample(self, stall_start: float) -> None:
+    def _sample(self, stall_start: float, held: bool = False) -> None:
         if len(self._samples) >= _MAX_SAMPLES:
             self._samples.pop(0)
         running = None
@@ -347,14 +378,45 @@ class Monitor:
         if running is None and stack and self._hub_run_code is not None and outermost is not None \
                 and outermost[0] is self._hub_run_code and len(stack) == 1:
             return  # the hub itself, waiting in its loop: not a block (the process was starved or paused)
+        if held:
+            self._evidence += 1  # the hub's thread waits in a blocking call: it is held, not starved
         name = "-" if outermost is None else outermost[1]
+        now = time.perf_counter()
         if running is not None:
-            self._samples.append(_Sample(id(running[0]), running[1], stack, name, in_flight - 1))
+            self._samples.append(_Sample(id(running[0]), running[1], stack, name, in_flight - 1, now, held))
         else:
-            self._samples.append(_Sample(0, None, stack, name, in_flight))
+            self._samples.append(_Sample(0, None, stack, name, in_flight, now, held))
 
-    def _finish(self, start: float, end: float, samples: list[_Sample]) -> None:
-        if end - start < self.threshold:
+    def _hub_held(self) -> bool:
+        """Whether the hub's thread waits in a blocking system call (sleep, I/O, DNS, connect …).
+
+        Not when it is runnable (waiting for a CPU: the machine is starved), stopped, nor in ``futex`` (most
+        often waiting for the GIL that another thread holds). Without /proc (not Linux): True.
+        """
+        if self._hub_proc is None:
+            return True
+        try:
+            with open(self._hub_proc + "/stat", encoding="ascii", errors="replace") as f:
+                text = f.read()
+            if text[text.rindex(")") + 2] in "RTt":  # runnable (short of CPU), stopped, traced
+                return False
+            with open(self._hub_proc + "/syscall", encoding="ascii", errors="replace") as f:
+                call = f.read().split(" ", 1)[0]
+        except (OSError, ValueError, IndexError):
+            return True
+        return call.lstrip("-").isdigit() and int(call) not in _FUTEX
+
+    def _finish(self, start: float, end: float, cpu: float, samples: list[_Sample], evidence: int) -> None:
+        end = _end_of_blocking_call(samples, end)
+        if end - _not_before_request(start, self._best(samples)) < self.threshold:
+            return  # shorter, or most of the gap came before the request that was running at its end
+        duration = end - start
+        if cpu < duration / 4 and not evidence:
+            # Neither computing nor ever seen in a blocking call: the hub's thread waited for a CPU or for
+            # the GIL — the machine or the process was starved, no greenlet blocked the hub.
+            self.starved += 1
+            _diag.warn("hub_monitor_starved", "the gevent hub did not run for %.3f s, but it was starved of CPU "
+                       "(the monitor's own thread was held up too), not blocked by a greenlet: not reported", duration)
             return
         self.blocks += 1
         if self._reported_ongoing == start:
@@ -362,7 +424,7 @@ class Monitor:
             best = self._best(samples)  # reported while it ran; the histogram gets the whole block
             self._record(end - _not_before_request(start, best), best)
             return
-        self._report(start, end, samples, ongoing=False)
+        self._report(start, end, samples, ongoing=False, cpu=cpu)
 
     @staticmethod
     def _best(samples: list[_Sample]) -> _Sample | None:
@@ -374,7 +436,8 @@ class Monitor:
         best.waiting = max(s.waiting for s in samples)
         return best
 
-    def _report(self, start: float, end: float, samples: list[_Sample], *, ongoing: bool) -> None:
+    def _report(self, start: float, end: float, samples: list[_Sample], *, ongoing: bool,
+                cpu: float | None = None) -> None:
         sample = self._best(samples)
         start = _not_before_request(start, sample)
         if not ongoing:
@@ -389,7 +452,7 @@ class Monitor:
             greenlet=sample.greenlet if sample is not None else "-",
             span=sample.span if sample is not None else None,
             waiting=sample.waiting if sample is not None else len(self.requests),
-            ongoing=ongoing, suppressed=suppressed,
+            ongoing=ongoing, cpu=cpu, suppressed=suppressed,
         )
         self.reports += 1
         self._write(report)
@@ -439,6 +502,16 @@ class Monitor:
                 _diag.warn("hub_monitor_log", "the gevent hub monitor could not write its log record: %r", error)
             finally:
                 context_api.detach(token)
+
+
+def _end_of_blocking_call(samples: list[_Sample], end: float) -> float:
+    """When the block ended: at the first sample after the last one that found the hub's thread in a
+    blocking system call, if the hub had not run again by then. What the greenlet did afterwards until
+    it yielded (a millisecond of work, or much longer on a machine short of CPU) is not the block."""
+    last = next((i for i in range(len(samples) - 1, -1, -1) if samples[i].held), None)
+    if last is None or last + 1 == len(samples):
+        return end
+    return min(end, samples[last + 1].at)
 
 
 def _not_before_request(start: float, sample: _Sample | None) -> float:
