@@ -63,11 +63,17 @@ def worker_exit(server, worker):
 
         tracer.flush()
     if OTEL_SHOWMAX:
+        import sys
+
         import otel_showmax
         from otel_showmax import gunicorn as hooks
 
+        hub = sys.modules.get("otel_showmax._instrumentation.hub_monitor")  # benchmarks/hub_monitor.py
+        monitor = hub.current() if hub is not None else None
+        hub_monitor = {"running": monitor is not None, "blocks": monitor.blocks if monitor else 0,
+                       "reports": monitor.reports if monitor else 0}
         hooks.worker_exit(server, worker)  # the final export
-        telemetry = {"dropped": otel_showmax.dropped()}
+        telemetry = {"dropped": otel_showmax.dropped(), "hub_monitor": hub_monitor}
     path = os.environ.get("BENCH_STATS")
     if path:  # one file per worker: BENCH_STATS.<pid>
         write_stats(f"{path}.{os.getpid()}", worker, cpu.user + cpu.system, telemetry)

@@ -28,7 +28,8 @@ def setup(**options: Any) -> Config:
     logs one warning naming who configured first. Keyword arguments override the standard
     ``OTEL_*`` environment variables and the ``OTEL_SHOWMAX_*`` ones (see the README's settings
     table); e.g. ``service_name``, ``endpoint``, ``protocol``, ``headers``, ``traces_exporter``,
-    ``shutdown_timeout``.
+    ``shutdown_timeout``, ``hub_block_threshold`` (milliseconds, default 100; ``0`` or ``"off"``
+    disables the blocked-hub monitor of gevent workers, see the README's "Blocked hub" section).
 
     Returns:
         The active configuration.

@@ -134,6 +134,8 @@ class Config:
     sanitize_headers: tuple[str, ...]
     redact_query_params: tuple[str, ...]
     diagnostics_interval: float
+    hub_block_threshold: float
+    """Milliseconds; 0 disables the hub-block monitor (gevent workers only)."""
     sources: Mapping[str, str] = field(compare=False, repr=False)
     """For each setting: ``argument``, ``env:NAME`` or ``default``."""
     provenance: Provenance | None = field(default=None, compare=False)
@@ -297,5 +299,6 @@ def resolve(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
         sanitize_headers=v["sanitize_headers"],
         redact_query_params=v["redact_query_params"],
         diagnostics_interval=v["diagnostics_interval"],
+        hub_block_threshold=v["hub_block_threshold"],
         sources=sources,
     )

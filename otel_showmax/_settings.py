@@ -83,6 +83,18 @@ def non_negative_float(value: Any) -> float:
     return number
 
 
+def threshold_ms(value: Any) -> float:
+    """The hub-block threshold in milliseconds: ``0``/``off``/``false`` (disabled) or a number >= 10."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false", "no", "none")):
+        return 0.0
+    if isinstance(value, bool):
+        raise Invalid
+    number = non_negative_float(value)
+    if 0 < number < 10:
+        raise Invalid
+    return number
+
+
 def ratio(value: Any) -> float:
     number = non_negative_float(value)
     if number > 1:
@@ -417,6 +429,13 @@ SETTINGS: tuple[Setting, ...] = (
         "comma-separated query parameter names (added to the built-in list)",
     ),
     Setting("diagnostics_interval", (PREFIX + "DIAGNOSTICS_INTERVAL",), 60.0, non_negative_float, "seconds >= 0"),
+    # -- hub-block monitor (otel_showmax/_instrumentation/hub_monitor.py) --------------------------
+    Setting(
+        "hub_block_threshold", (PREFIX + "HUB_BLOCK_THRESHOLD",), 100.0, threshold_ms,
+        "milliseconds >= 10, or 0 / off to disable",
+        doc="In gevent workers, report each block of the hub at least this long (span, WARNING log, "
+            "gevent.hub.block.duration histogram), tied to the request that held the hub.",
+    ),
 )
 
 BY_FIELD: dict[str, Setting] = {s.field: s for s in SETTINGS}

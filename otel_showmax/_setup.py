@@ -140,6 +140,7 @@ def _build(state: State) -> None:
     if state.reader is not None and not _uwsgi_master():
         state.reader.ensure_started()  # in a uWSGI master: in each worker, after fork
     state.config = replace(config, libraries=_instrument(config, tracer_provider))
+    _install_hub_monitor(state)
 
 
 def _set_globals(state: State) -> None:
@@ -232,6 +233,47 @@ def _published_workers() -> list[Any] | None:
     return None if state is None else list(getattr(state, "workers", {}).values())
 
 
+# -- hub-block monitor (otel_showmax/_instrumentation/hub_monitor.py) ----------------------------------
+
+
+def _install_hub_monitor(state: State) -> None:
+    """Configure the hub-block monitor; it starts here if gevent already patched this process (and it
+    is not a uWSGI master), else after fork or at the worker's first request."""
+    config = state.config
+    if not config.hub_block_threshold:
+        return
+    from . import __version__
+    from ._instrumentation import hub_monitor
+
+    tracer = None
+    if state.tracer_provider is not None:
+        tracer = state.tracer_provider.get_tracer(hub_monitor.LOGGER_NAME, __version__)
+    histogram = None
+    if state.meter_provider is not None:
+        histogram = state.meter_provider.get_meter(hub_monitor.LOGGER_NAME, __version__).create_histogram(
+            hub_monitor.METRIC_NAME, unit=hub_monitor.METRIC_UNIT, description=hub_monitor.METRIC_DESCRIPTION,
+            explicit_bucket_boundaries_advisory=list(hub_monitor.METRIC_BUCKETS),
+        )
+    hub_monitor.install(config.hub_block_threshold / 1000, tracer=tracer,
+                        logger=logging.getLogger(hub_monitor.LOGGER_NAME), histogram=histogram,
+                        may_start=lambda: not _uwsgi_master())
+    hub_monitor.ensure_started()
+
+
+def _hub_monitor(action: str) -> None:
+    """``ensure_started`` (after fork) or ``stop`` (shutdown) the hub-block monitor, if configured."""
+    module = sys.modules.get("otel_showmax._instrumentation.hub_monitor")
+    if module is None or module.tracker is None:
+        return
+    try:
+        module.ensure_started() if action == "start" else module.stop()
+    except Exception as error:
+        _diag.warn("hub_monitor", "gevent hub monitor %s failed: %r", action, error)
+
+
+# -- end of the hub-block monitor's wiring ------------------------------------------------------------
+
+
 def _uwsgi_master() -> bool:
     """Whether this is a uWSGI master that may still fork workers.
 
@@ -294,6 +336,7 @@ def ensure_process() -> None:
                 set_resource(provider, child)
         if state.reader is not None:
             state.reader.ensure_started()
+    _hub_monitor("start")
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -303,6 +346,7 @@ def shutdown(timeout: float | None = None) -> bool:
     if state is None or state.config.disabled or state.shutdown_pid == pid:
         return True
     state.shutdown_pid = pid
+    _hub_monitor("stop")  # first: the flush below waits on real locks, which would look like a block
     budget = state.config.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + budget
     workers = list(state.workers.values())

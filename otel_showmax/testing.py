@@ -39,6 +39,12 @@ def reset(timeout: float = 0.5) -> None:
     except (ImportError, AttributeError):
         pass
     libraries.uninstrument()
+    try:
+        from ._instrumentation import hub_monitor
+
+        hub_monitor.uninstall()
+    except ImportError:
+        pass
     _exporters.restore_upstream_loggers()
     _upstream.reset_globals()
     _setup.clear_state()

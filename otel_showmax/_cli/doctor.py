@@ -140,6 +140,25 @@ def _libraries(config: Any) -> list[Finding]:
     return findings
 
 
+def _hub_monitor_state(config: Any) -> tuple[dict[str, Any], Finding]:
+    """Whether the hub-block monitor is on (otel_showmax/_instrumentation/hub_monitor.py)."""
+    from .._instrumentation import hub_monitor
+
+    threshold = config.hub_block_threshold
+    source = config.sources.get("hub_block_threshold", "default")
+    facts = {"on": bool(threshold) and not config.disabled, "threshold_ms": threshold, "source": source,
+             "running_in_this_process": hub_monitor.is_running()}
+    if not facts["on"]:
+        return facts, Finding("gevent", "info", f"hub-block monitor off (hub_block_threshold = {threshold} ← {source})",
+                              "set OTEL_SHOWMAX_HUB_BLOCK_THRESHOLD=100 (milliseconds) to name the requests "
+                              "that block the gevent hub")
+    return facts, Finding(
+        "gevent", "ok",
+        f"hub-block monitor on in gevent workers (gunicorn -k gevent, uWSGI --gevent): each block of the hub of at "
+        f"least {threshold:g} ms ({source}) is reported once — a {hub_monitor.SPAN_NAME} span under the request, a "
+        f"WARNING from {hub_monitor.LOGGER_NAME}, the {hub_monitor.METRIC_NAME} histogram")
+
+
 def run_doctor(args: Any) -> int:
     """Run every check for the ``otel-showmax doctor`` arguments; print the report; return the exit status."""
     import otel_showmax
@@ -165,6 +184,8 @@ def run_doctor(args: Any) -> int:
         report.add(*findings)
         report.facts["server"], findings = check_server(args, config.shutdown_timeout, grpc_signals)
         report.add(*findings)
+        report.facts["hub_monitor"], finding = _hub_monitor_state(config)
+        report.add(finding)
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:

@@ -77,6 +77,7 @@ from opentelemetry.util.http import (
 
 from .. import _threads
 from .._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from . import hub_monitor as _hub_monitor
 from .instruments import BoundHistogram
 from .redaction import HeaderCapture
 
@@ -564,6 +565,9 @@ class TracedApp(_ORIGINAL_APP):
         env[SPAN_KEY] = span
         current = trace.set_span_in_context(span, parent)
         token = context_api.attach(current)
+        # hub-block monitor: this greenlet serves this request (one dict insert here, one delete below)
+        hub = _hub_monitor.tracker if server else None
+        hub_key = hub.enter(span) if hub is not None else None
         exception = None
         start = perf_counter()
         try:
@@ -575,6 +579,8 @@ class TracedApp(_ORIGINAL_APP):
             self._finish(plan, state, current, active_key, perf_counter() - start, exception)
             context_api.detach(token)
             span.end()
+            if hub_key is not None:
+                hub.exit(hub_key)  # type: ignore[union-attr]
 
     @staticmethod
     def _finish(plan: _Plan, state: _Request, current: Any, active_key: tuple[tuple[str, Any], ...],
