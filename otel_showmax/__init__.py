@@ -75,7 +75,9 @@ def dropped() -> dict[str, dict[str, int]]:
     """Telemetry dropped in this process, per signal and reason.
 
     Reasons: ``queue_full`` (the request path never waits), ``export_failed`` (the collector
-    refused or was unreachable after retries), ``shutdown`` (abandoned when the budget ran out).
+    refused or was unreachable after retries), ``shutdown`` (abandoned when the budget ran out),
+    ``invalid_item`` (an item no encoder could take even escaped, dropped alone while the rest of
+    its batch was sent: docs/bad-input.md).
     """
     return _setup.dropped()
 
