@@ -426,7 +426,7 @@ def test_started_once_per_gevent_process_and_again_after_fork(forbid):
 def test_doctor_says_whether_the_monitor_is_on(value, on, receiver):
     import json
 
-    from tests.test_cli_doctor import doctor
+    from tests.cli.test_doctor import doctor
 
     code, report, stderr = doctor(receiver.endpoint, "--app", "good_app:app", "--no-connect",
                                   env={"OTEL_SHOWMAX_HUB_BLOCK_THRESHOLD": value} if value else None)
