@@ -47,13 +47,13 @@ _lock = threading.Lock()
 
 def build(path: str = DB_PATH) -> None:
     """Create and fill the database once (idempotent; start-up work, not traced)."""
-    with suppress_instrumentation(), sqlite3.connect(path) as db:
+    with suppress_instrumentation(), sqlite3.connect(path, timeout=30) as db:  # workers may build at once
         db.execute(
             "CREATE TABLE IF NOT EXISTS titles (id INTEGER PRIMARY KEY, title TEXT, genre TEXT, year INTEGER,"
             " cast_json TEXT, runtime_min INTEGER)"
         )
         db.executemany(
-            "INSERT OR REPLACE INTO titles VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO titles VALUES (?, ?, ?, ?, ?, ?)",
             [(t["id"], t["title"], t["genre"], t["year"], json.dumps(t["cast"]), t["runtime_min"]) for t in SEED],
         )
 
@@ -65,7 +65,7 @@ def _clients() -> tuple[sqlite3.Connection, Any]:
         with _lock:
             clients = _local.get(pid)
             if clients is None:
-                db = sqlite3.connect(DB_PATH, check_same_thread=False)
+                db = sqlite3.connect(DB_PATH, timeout=30, check_same_thread=False)
                 cache = None
                 if REDIS_URL:
                     import redis
