@@ -242,8 +242,8 @@ def _install_hub_monitor(state: State) -> None:
     config = state.config
     if not config.hub_block_threshold:
         return
-    from . import __version__
     from ._instrumentation import hub_monitor
+    from ._version import __version__
 
     tracer = None
     if state.tracer_provider is not None:

@@ -423,7 +423,7 @@ def _start_example(procs: Any, agent_http_url: str) -> dict[str, int]:
     As ``otel-showmax demo`` starts them (otel_showmax._demo), with traces only: the tier carries traces,
     so logs and metrics export are off (the request log still prints on each service's stderr).
     """
-    from otel_showmax import _demo
+    from otel_showmax._cli import demo as _demo
 
     ports = {name: free_port() for name in _demo.SERVICES}
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GUNICORN_"))}
@@ -490,7 +490,7 @@ class Stack:
 def start_stack(workdir: Path, with_example: bool = True, sampling_percentage: float = 100,
                 decision_wait: str = TEST_DECISION_WAIT) -> Stack:
     """Start Zipkin, two tier gateways and a tier agent (and the catalogue example) on free loopback ports."""
-    from otel_showmax import _demo
+    from otel_showmax._cli import demo as _demo
 
     _, jar = ensure_tier_built()
     zipkin = Zipkin(jar, workdir)
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from otel_showmax import _demo
+    from otel_showmax._cli import demo as _demo
 
     parser = argparse.ArgumentParser(prog="make stack", description=main.__doc__)
     parser.add_argument("--sampling-percentage", type=float, default=100,

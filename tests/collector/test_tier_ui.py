@@ -72,7 +72,7 @@ def test_the_demo_trace_from_the_request_log_is_in_zipkins_ui(stack, chrome):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    from otel_showmax import _demo
+    from otel_showmax._cli import demo as _demo
 
     answers = _demo._traffic(stack.ports["storefront"], 3)  # /home, /home?genre=drama, /watch/7, /watch/999
     assert [s for _, s in answers] == [200, 200, 200, 404]

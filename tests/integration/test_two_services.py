@@ -44,6 +44,7 @@ def test_one_trace_across_storefront_and_catalogue(tmp_path):
     front = server_spans(received, "storefront")
     back = server_spans(received, "catalogue")
     clients = [s for s in received["spans"] if s["kind"] == "CLIENT" and s["resource"]["service.name"] == "storefront"]
+    # (the catalogue's own CLIENT spans are its SQLite queries: see test_whole_service.py)
     assert len(front) == len(back) == len(clients) == N
     traces = {s["trace_id"] for s in front}
     assert len(traces) == N, "one trace per user request"
@@ -55,8 +56,8 @@ def test_one_trace_across_storefront_and_catalogue(tmp_path):
     for trace_id in traces:
         spans = {s["span_id"]: s for s in spans_by_trace[trace_id]}
         (server,) = [s for s in spans.values() if s["kind"] == "SERVER" and s["resource"]["service.name"] == "storefront"]
-        (client,) = [s for s in spans.values() if s["kind"] == "CLIENT"]
-        (upstream,) = [s for s in spans.values() if s["resource"]["service.name"] == "catalogue"]
+        (client,) = [s for s in spans.values() if s["kind"] == "CLIENT" and s["resource"]["service.name"] == "storefront"]
+        (upstream,) = [s for s in spans.values() if s["kind"] == "SERVER" and s["resource"]["service.name"] == "catalogue"]
         assert server["parent_span_id"] == ""
         assert client["parent_span_id"] == server["span_id"]
         assert upstream["parent_span_id"] == client["span_id"], "the catalogue continued the storefront's trace"

@@ -137,9 +137,8 @@ def send(port: int, data: bytes) -> bytes:
         return read_all(conn, timeout=5)[0]
 
 
-def fuzz(fuzz_seed: int, record_property) -> None:
+def fuzz(fuzz_seed: int) -> None:
     print(f"fuzz seed {fuzz_seed} (replay: OTEL_SHOWMAX_FUZZ_SEED={fuzz_seed})")
-    record_property("fuzz_seed", fuzz_seed)
     with OTLPReceiver(max_body=256 * 1024, max_items=20_000, request_timeout=2.0) as receiver:
         probes = 0
         valid = post_bytes(trace_body("fuzz-probe"), headers={"Connection": "close"})
@@ -169,14 +168,14 @@ def fuzz(fuzz_seed: int, record_property) -> None:
         except BaseException as exc:
             raise AssertionError(f"fuzz failure with seed {fuzz_seed}; replay with "
                                  f"OTEL_SHOWMAX_FUZZ_SEED={fuzz_seed}") from exc
-        record_property("fuzz_seconds", round(time.monotonic() - started, 1))
+        print(f"fuzz seed {fuzz_seed}: {time.monotonic() - started:.1f} s")
         assert sum(1 for s in receiver.spans if s["name"] == "fuzz-probe") == probes
         assert probes >= EXAMPLES
 
 
-def test_fuzz_with_the_fixed_seed(record_property):
-    fuzz(FIXED_SEED, record_property)
+def test_fuzz_with_the_fixed_seed():
+    fuzz(FIXED_SEED)
 
 
-def test_fuzz_with_a_rotating_seed(record_property):
-    fuzz(ROTATING_SEED, record_property)
+def test_fuzz_with_a_rotating_seed():
+    fuzz(ROTATING_SEED)
