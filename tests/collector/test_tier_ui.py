@@ -84,11 +84,11 @@ def test_the_demo_trace_from_the_request_log_is_in_zipkins_ui(stack, chrome):
     assert len(trace_id) == 32
 
     # Through agent -> replica (tail sampling, 100% here) -> Zipkin: the storefront's server and client
-    # spans and the catalogue's server span.
-    wait_until(lambda: len({s["id"] for s in stack.zipkin.trace(trace_id)}) == 3, timeout=30,
-               what="the trace's three spans in Zipkin's API")
+    # spans, the catalogue's server span and its SQLite query.
+    wait_until(lambda: len({s["id"] for s in stack.zipkin.trace(trace_id)}) == 4, timeout=30,
+               what="the trace's four spans in Zipkin's API")
     services = sorted(s["localEndpoint"]["serviceName"] for s in stack.zipkin.trace(trace_id))
-    assert services == ["catalogue", "storefront", "storefront"]
+    assert services == ["catalogue", "catalogue", "storefront", "storefront"]
 
     chrome.get(stack.zipkin.ui_url)
     search = None
