@@ -113,7 +113,8 @@ def test_the_demo_trace_from_the_request_log_is_in_zipkins_ui(stack, chrome):
                interval=0.25, what="the storefront and catalogue spans on the trace page")
     text = page_text()
     assert trace_id in text
-    assert "Total Spans\n3" in text and "Services\n2" in text, text[:600]
+    assert "Total Spans\n4" in text and "Services\n2" in text, text[:600]
+    assert "catalogue: select" in text  # the SQLite query under the catalogue span
     assert "/titles/{title_id:int}" in text  # the catalogue's route, reached through the storefront
 
     # Negative control: the same search for a trace id nobody sent shows no spans.
