@@ -50,7 +50,11 @@ def test_gevent_workers_export_each_request_once(lazy_apps, stop, tmp_path):
     assert sum(sent.values()) - sent["/health"] == N
     assert len(workers) == 2, server.text()[-3000:]
     spans, _ = assert_exactly_once(received, "catalogue", N, workers)
-    assert pids(spans) == set(workers), "both workers served and each reported its own process.pid"
+    # Each span names the worker that served it (assert_exactly_once: only worker pids). uWSGI's
+    # accept is first come, first served: under a loaded CI machine one gevent worker may take every
+    # connection, so "both served" is not asserted here (tests/integration/test_whole_service.py checks
+    # it over 2 workers on gunicorn).
+    assert pids(spans) <= set(workers) and pids(spans), "each span reported its own worker's process.pid"
     assert server.master_pid not in pids(spans)
     app = [lg for lg in app_logs(received, "catalogue", "catalogue") if "app loaded" not in lg["body"]]
     assert len(app) == N

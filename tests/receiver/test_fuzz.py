@@ -16,12 +16,17 @@ import time
 import zlib
 from contextlib import closing
 
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from otel_showmax.receiver import OTLPReceiver
 
 from ._wire import HOST, post_bytes, read_all, status_of, trace_body
+
+# Newer hypothesis releases warn (an error under this suite's filterwarnings) when a strategy uses the
+# random module; the seeds are still fixed and printed, so the warning is not a failure here.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 
 FIXED_SEED = 15  # issue 15, "Hostile input"
 ROTATING_SEED = int(os.environ.get("OTEL_SHOWMAX_FUZZ_SEED") or time.gmtime().tm_yday)
