@@ -90,7 +90,7 @@ def _inspect(args: Any, report: Report) -> Any:
     if args.app:
         report.facts["app"] = args.app
         try:
-            load_app(args.app)
+            report.facts["_app_object"] = load_app(args.app)
         except ConfigError as error:
             report.add(Finding("config", "error", f"{args.app} fails at start-up: {error}",
                                "fix the setting named above (the server would refuse to start the app)"))
@@ -118,7 +118,32 @@ def _inspect(args: Any, report: Report) -> Any:
     report.facts["provenance"] = vars(provenance).copy() if provenance else None
     report.facts["config"] = _config_facts(config)
     report.add(*_libraries(config))
+    app = report.facts.pop("_app_object", None)
+    if app is not None:
+        report.add(*_app_traced(args.app, app))
     return config
+
+
+def _app_traced(spec: str, app: Any) -> list[Finding]:
+    """Whether the loaded app's requests get spans (an app built before setup() needs instrument_app)."""
+    import falcon.app
+
+    from .. import falcon as traced
+
+    if not traced.is_instrumented():
+        return []
+    if isinstance(app, traced.TracedApp):
+        return [Finding("app", "ok", f"{spec} is traced (built after otel_showmax.setup())")]
+    if not isinstance(app, falcon.app.App):
+        return [Finding("app", "info", f"{spec} is a {type(app).__name__}, not a falcon.App: doctor cannot tell "
+                        "whether its requests are traced")]
+    try:
+        traced.instrument_app(app)
+    except (TypeError, RuntimeError) as error:
+        return [Finding("app", "error", f"{spec} was built before otel_showmax.setup() and cannot be traced: {error}",
+                        "create the app after otel_showmax.setup(), or serve otel_showmax.falcon.instrument_app(app)")]
+    return [Finding("app", "info", f"{spec} was built before otel_showmax.setup(): it is traced through "
+                    "otel_showmax.falcon.instrument_app() from its first request in each worker")]
 
 
 def _libraries(config: Any) -> list[Finding]:

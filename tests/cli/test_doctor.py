@@ -182,3 +182,31 @@ def test_an_invalid_setting_is_reported_as_the_start_up_failure_it_is(receiver):
     code, report, _ = doctor(receiver.endpoint, "--app", "no_such_module:app")
     assert [(f["check"], f["message"]) for f in report["findings"]] == [
         ("app", "cannot load no_such_module:app: ModuleNotFoundError: No module named 'no_such_module'")]
+
+
+def app_findings(report):
+    return [(f["severity"], f["message"]) for f in report["findings"] if f["check"] == "app"][1:]
+
+
+def test_an_app_built_after_setup_is_reported_traced(receiver):
+    _, report, _ = doctor(receiver.endpoint, "--app", "good_app:app")
+    assert app_findings(report) == [("ok", "good_app:app is traced (built after otel_showmax.setup())")]
+
+
+def test_an_app_built_before_setup_is_reported_traced_through_instrument_app(receiver):
+    code, report, stderr = doctor(receiver.endpoint, "--app", "early_app:app")
+    assert code == 0, (report, stderr)
+    assert app_findings(report) == [("info", "early_app:app was built before otel_showmax.setup(): it is traced "
+                                             "through otel_showmax.falcon.instrument_app() from its first request "
+                                             "in each worker")]
+
+
+def test_an_app_built_before_setup_that_cannot_be_rebuilt_is_flagged(receiver):
+    code, report, _ = doctor(receiver.endpoint, "--app", "pinned_app:app")
+    assert code == 1
+    [(check, message)] = errors(report)
+    assert check == "app"
+    assert message.startswith("pinned_app:app was built before otel_showmax.setup() and cannot be traced: "
+                              "instrument_app(): cannot rebuild RegionApp")
+    [fix] = [f["fix"] for f in report["findings"] if f["severity"] == "error"]
+    assert "instrument_app(app)" in fix
