@@ -68,6 +68,13 @@ def log_processors(provider: Any) -> list[Any]:
     return list(provider._multi_log_record_processor._log_record_processors)
 
 
+def reads_no_metrics(provider: Any) -> bool:
+    """Whether ``provider`` is an SDK MeterProvider built without readers (they are fixed at construction)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    return isinstance(provider, MeterProvider) and not provider._metric_readers
+
+
 def stop_retrying(exporter: Any) -> bool:
     """Make an OTLP exporter give up retry back-off: each later export is one attempt.
 
