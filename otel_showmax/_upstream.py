@@ -19,8 +19,12 @@ try:  # opentelemetry-instrumentation >= 0.62b0
 except ImportError:  # older: the SDK's own (private) copy of the same mapping
     from opentelemetry.sdk._logs._internal import std_to_otel  # type: ignore[no-redef, unused-ignore]
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import _Span as SDK_SPAN
+from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
 
 __all__ = [
+    "SDK_SPAN",
+    "SPAN_KEY",
     "SUPPRESS_KEY",
     "log_processors",
     "logger_provider_options",
