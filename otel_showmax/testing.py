@@ -8,7 +8,6 @@ from . import _diag, _setup, _threads, _upstream
 from ._export import exporters as _exporters
 from ._instrumentation import libraries
 from ._pipeline import log_bridge as _bridge
-from ._pipeline.traces import SPAN_LOCK_MODULES
 
 
 def reset(timeout: float = 0.5) -> None:
@@ -46,7 +45,7 @@ def reset(timeout: float = 0.5) -> None:
         hub_monitor.uninstall()
     except ImportError:
         pass
-    _threads.restore_locks(SPAN_LOCK_MODULES)
+    _threads.restore_locks()
     _exporters.restore_upstream_loggers()
     _upstream.reset_globals()
     _setup.clear_state()

@@ -206,11 +206,16 @@ def work(i):
 
 gevent.joinall([gevent.spawn(work, i) for i in range(4)], raise_error=True)
 span.end()
+from opentelemetry.sdk.metrics._internal import aggregation
+from opentelemetry.sdk.metrics._internal.exemplar import exemplar_reservoir
+agg_lock = aggregation.Lock()
+reservoir_lock = exemplar_reservoir.Lock()
 testing.reset()
 after = trace.get_tracer("t")  # a no-op tracer after reset: check the SDK's lock factory itself
 from opentelemetry.sdk import trace as sdk_trace
 print(json.dumps({
-    "real": [type(lock) is _thread.RLock for lock in locks],
+    "real": [type(lock) is _thread.RLock for lock in locks + [agg_lock, reservoir_lock]],
+    "aggregation_after_reset": type(aggregation.Lock()).__module__,
     "attributes": len(span.attributes), "events": len(span.events),
     "restored": sdk_trace.threading is threading,
     "gevent_lock_after_reset": type(threading.Lock()).__module__,
@@ -222,5 +227,5 @@ def test_span_locks_are_real_under_gevent_and_greenlets_still_share_a_span():
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", _SPAN_LOCKS], capture_output=True, text=True,
                          timeout=60, check=True)
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got == {"real": [True, True, True, True], "attributes": 1 + 4 * 25, "events": 4 * 25,
-                   "restored": True, "gevent_lock_after_reset": "gevent.thread"}
+    assert got == {"real": [True] * 6, "aggregation_after_reset": "gevent.thread", "attributes": 1 + 4 * 25,
+                   "events": 4 * 25, "restored": True, "gevent_lock_after_reset": "gevent.thread"}
