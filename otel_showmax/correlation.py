@@ -133,7 +133,7 @@ def _fields_of(span: Any) -> tuple[str, str, bool]:
 def _new_fields(ctx: Any) -> tuple[str, str, bool]:
     if not ctx.is_valid:
         return _EMPTY
-    fields = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), bool(ctx.trace_flags & 0x01))
+    fields = ("%032x" % ctx.trace_id, "%016x" % ctx.span_id, bool(ctx.trace_flags & 0x01))  # noqa: UP031 - format()'s text, faster
     if len(_by_context) >= _CACHE_SIZE:
         _by_context.clear()
     _by_context[id(ctx)] = (ctx, fields)
