@@ -34,3 +34,57 @@ def gevent_patched(module: str = "threading") -> bool:
     """Whether gevent has monkey-patched ``module`` in this process."""
     monkey = sys.modules.get("gevent.monkey")
     return bool(monkey is not None and monkey.is_module_patched(module))
+
+
+class _RealLocks:
+    """``threading`` as a module sees it after ``use_real_locks``: ``Lock`` and ``RLock`` are real."""
+
+    def __init__(self, rlock: Callable[[], Any]) -> None:
+        self.Lock = self.RLock = rlock
+
+    def __getattr__(self, name: str) -> Any:
+        import threading
+
+        return getattr(threading, name)
+
+
+# (module name, attribute) -> what use_real_locks replaced there
+_replaced: dict[tuple[str, str], Any] = {}
+
+
+def use_real_locks(modules: tuple[str, ...]) -> None:
+    """Make the locks ``modules`` create real re-entrant locks (``threading.Lock()``, or a ``Lock`` /
+    ``RLock`` imported from threading).
+
+    For modules whose locks guard only a few dict/list/arithmetic operations (the SDK span, its
+    bounded attributes and lists, metric aggregations): no greenlet switch happens while one is
+    held, so gevent's Python-level locks buy nothing there and cost ~0.4 µs per creation and per
+    acquire. A real ``_thread.RLock`` still excludes other OS threads (the metric reader's);
+    re-entrant, because its owner is the OS thread: if a section ever did yield (a warning logged
+    through a handler doing I/O), another greenlet entering it re-enters instead of blocking the
+    hub. Affects locks created afterwards; idempotent; undone by ``restore_locks``.
+    """
+    import threading
+
+    rlock = _original("RLock")
+    namespace = _RealLocks(rlock)
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        if getattr(module, "threading", None) is threading and (name, "threading") not in _replaced:
+            _replaced[(name, "threading")] = threading
+            module.threading = namespace  # type: ignore[attr-defined]
+        for attr in ("Lock", "RLock"):
+            if attr in vars(module) and (name, attr) not in _replaced:
+                _replaced[(name, attr)] = getattr(module, attr)
+                setattr(module, attr, rlock)
+
+
+def restore_locks() -> None:
+    """Undo ``use_real_locks`` (tests)."""
+    for (name, attr), original in list(_replaced.items()):
+        module = sys.modules.get(name)
+        if module is not None:
+            setattr(module, attr, original)
+        del _replaced[(name, attr)]

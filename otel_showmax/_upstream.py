@@ -19,8 +19,12 @@ try:  # opentelemetry-instrumentation >= 0.62b0
 except ImportError:  # older: the SDK's own (private) copy of the same mapping
     from opentelemetry.sdk._logs._internal import std_to_otel  # type: ignore[no-redef, unused-ignore]
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import _Span as SDK_SPAN
+from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
 
 __all__ = [
+    "SDK_SPAN",
+    "SPAN_KEY",
     "SUPPRESS_KEY",
     "log_processors",
     "logger_provider_options",
@@ -66,6 +70,13 @@ def span_processors(provider: Any) -> list[Any]:
 def log_processors(provider: Any) -> list[Any]:
     """The log record processors of an SDK LoggerProvider (for checks and the doctor)."""
     return list(provider._multi_log_record_processor._log_record_processors)
+
+
+def reads_no_metrics(provider: Any) -> bool:
+    """Whether ``provider`` is an SDK MeterProvider built without readers (they are fixed at construction)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    return isinstance(provider, MeterProvider) and not provider._metric_readers
 
 
 def stop_retrying(exporter: Any) -> bool:

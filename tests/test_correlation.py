@@ -457,3 +457,12 @@ def test_uninstall_gives_logging_its_make_record_back():
     lg = logging.Logger("plain-again")
     with pytest.raises(KeyError):  # the stdlib's rule, untouched, once we are gone
         lg.makeRecord("n", logging.INFO, "f", 1, "m", (), None, extra={"msg": "x"})
+
+
+def test_ids_are_formatted_as_format_gives_them():
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    values = [(1, 1), (2**64 - 1, 2**32), (2**127, 2**63), (2**128 - 1, 2**64 - 1), (0xABC << 70, 0xF00)]
+    for trace_id, span_id in values:
+        ctx = SpanContext(trace_id, span_id, False, TraceFlags(1))
+        assert correlation._new_fields(ctx) == (format(trace_id, "032x"), format(span_id, "016x"), True)

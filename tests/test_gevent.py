@@ -184,3 +184,48 @@ def test_concurrent_requests_in_greenlets_keep_their_own_ids(log):
     assert len(records) == 120
     for record in records:
         assert record.trace_id == spans[record.args[0]]
+
+
+_SPAN_LOCKS = """
+from gevent import monkey; monkey.patch_all()
+import _thread, json, threading
+import gevent
+import otel_showmax
+from otel_showmax import testing
+from opentelemetry import trace
+
+otel_showmax.setup(traces_exporter="none", logs_exporter="none", metrics_exporter="none", request_log=False)
+span = trace.get_tracer("t").start_span("s", attributes={"a": 1})
+locks = [span._lock, span._attributes._lock, span._events._lock, span._links._lock]
+
+def work(i):
+    for j in range(25):
+        span.set_attribute(f"g{i}.{j}", j)
+        gevent.sleep(0)  # switch greenlets between sections, never inside one
+        span.add_event(f"e{i}.{j}")
+
+gevent.joinall([gevent.spawn(work, i) for i in range(4)], raise_error=True)
+span.end()
+from opentelemetry.sdk.metrics._internal import aggregation
+from opentelemetry.sdk.metrics._internal.exemplar import exemplar_reservoir
+agg_lock = aggregation.Lock()
+reservoir_lock = exemplar_reservoir.Lock()
+testing.reset()
+after = trace.get_tracer("t")  # a no-op tracer after reset: check the SDK's lock factory itself
+from opentelemetry.sdk import trace as sdk_trace
+print(json.dumps({
+    "real": [type(lock) is _thread.RLock for lock in locks + [agg_lock, reservoir_lock]],
+    "aggregation_after_reset": type(aggregation.Lock()).__module__,
+    "attributes": len(span.attributes), "events": len(span.events),
+    "restored": sdk_trace.threading is threading,
+    "gevent_lock_after_reset": type(threading.Lock()).__module__,
+}))
+"""
+
+
+def test_span_locks_are_real_under_gevent_and_greenlets_still_share_a_span():
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", _SPAN_LOCKS], capture_output=True, text=True,
+                         timeout=60, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"real": [True] * 6, "aggregation_after_reset": "gevent.thread", "attributes": 1 + 4 * 25,
+                   "events": 4 * 25, "restored": True, "gevent_lock_after_reset": "gevent.thread"}

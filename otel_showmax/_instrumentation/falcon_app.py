@@ -34,7 +34,10 @@ Deliberate differences from upstream:
   ``status.split`` raises inside its middleware and Falcon turns the response into a 500;
 - captured request headers are passed to ``start_span`` with the other request attributes, so a
   sampler sees them too (upstream sets them right after the span starts);
-- the capture/sanitize environment variables are read when the app is created, not per request.
+- the capture/sanitize environment variables are read when the app is created, not per request;
+- with an SDK meter provider that has no reader (metrics off) no instrument is created or measured;
+- without a ``traceparent`` or ``baggage`` header and with the default propagator, the parent is
+  the empty context ``extract`` would return, without running the propagators.
 """
 
 from __future__ import annotations
@@ -51,14 +54,18 @@ import falcon
 from falcon.app import App as FalconApp
 from opentelemetry import context as context_api
 from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.falcon.version import __version__ as UPSTREAM_VERSION
 from opentelemetry.instrumentation.propagators import FuncSetter, get_global_response_propagator
 from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.metrics import Observation, get_meter
-from opentelemetry.propagate import extract
+from opentelemetry.metrics import Observation, get_meter, get_meter_provider
+from opentelemetry.propagate import extract, get_global_textmap
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
@@ -77,6 +84,7 @@ from opentelemetry.util.http import (
 
 from .. import _threads
 from .._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from .._upstream import reads_no_metrics
 from . import hub_monitor as _hub_monitor
 from .instruments import BoundHistogram
 from .redaction import HeaderCapture
@@ -112,6 +120,26 @@ _ORIGINAL_APP: Any = FalconApp
 _response_setter = FuncSetter(falcon.Response.append_header)
 
 
+# The default propagator (tracecontext, then baggage): with neither header, extract() returns a new
+# empty Context (tracecontext starts from one; baggage finds no header and returns it).
+_DEFAULT_PROPAGATORS = [TraceContextTextMapPropagator, W3CBaggagePropagator]
+_propagator_checked: list[Any] = [None, False]  # [the global propagator, whether it is the default]
+
+
+def _parent(env: dict[str, Any]) -> Any:
+    """``extract(env, getter=wsgi_getter)``; without a traceparent or baggage header and with the
+    default propagator, the same result without running it."""
+    propagator = get_global_textmap()
+    checked = _propagator_checked
+    if checked[0] is not propagator:
+        default = type(propagator) is CompositePropagator and [
+            type(p) for p in getattr(propagator, "_propagators", ())] == _DEFAULT_PROPAGATORS
+        checked[:] = [propagator, default]
+    if checked[1] and "HTTP_TRACEPARENT" not in env and "HTTP_BAGGAGE" not in env:
+        return Context()
+    return extract(env, getter=wsgi_getter)
+
+
 def semconv_mode() -> _StabilityMode:
     """The HTTP semantic-convention mode, read from OTEL_SEMCONV_STABILITY_OPT_IN once per process."""
     _OpenTelemetrySemanticConventionStability._initialize()
@@ -140,13 +168,16 @@ class _Plan:
         schema_url = _get_schema_url(mode)
         provider = opts.pop("tracer_provider", None)
         self.tracer = trace.get_tracer(SCOPE_NAME, UPSTREAM_VERSION, provider, schema_url=schema_url)
-        meter = get_meter(SCOPE_NAME, UPSTREAM_VERSION, opts.pop("meter_provider", None), schema_url=schema_url)
+        meter_provider = opts.pop("meter_provider", None)
+        meter = get_meter(SCOPE_NAME, UPSTREAM_VERSION, meter_provider, schema_url=schema_url)
+        # Metrics off (a provider without readers, as setup() makes it): no measurement per request.
+        measured = not reads_no_metrics(meter_provider or get_meter_provider())
         self.duration_old: BoundHistogram | None = None
         self.duration_new: BoundHistogram | None = None
         # BoundHistogram: the SDK's aggregations, looked up once per attribute set (~20 → ~7 µs per
         # measurement on the benchmark machine, same exported points; tests/instrumentation/test_instruments.py).
         # A collector's spanmetrics connector can derive the same histogram from the spans.
-        duration = opts.pop("duration_histogram", True)
+        duration = opts.pop("duration_histogram", True) and measured
         if duration and old:
             self.duration_old = BoundHistogram(meter.create_histogram(
                 name=MetricInstruments.HTTP_SERVER_DURATION, unit="ms",
@@ -159,6 +190,8 @@ class _Plan:
             ))
         self.active_requests = opts.pop("active_requests", "observable")
         self.active = self.in_flight = None
+        if not measured and self.active_requests in ("observable", "upstream"):
+            self.active_requests = "off"
         active = {
             "name": MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS, "unit": "requests",
             "description": "measures the number of concurrent HTTP requests that are currently in-flight",
@@ -542,7 +575,7 @@ class TracedApp(_ORIGINAL_APP):
         attributes = plan.request_attributes(env, method_items)
         current = context_api.get_current()
         if trace.get_current_span(current) is trace.INVALID_SPAN:
-            parent = extract(env, getter=wsgi_getter)
+            parent = _parent(env)
             kind = SpanKind.SERVER
         else:
             parent = current
@@ -554,12 +587,14 @@ class TracedApp(_ORIGINAL_APP):
         if server and plan.capture_request:
             attributes.update(plan.capture_request.from_environ(env))
         span = plan.tracer.start_span(name, parent, kind, attributes, start_time=start_time)
-        keys = plan.active_keys
-        active_key = tuple([item for item in attributes.items() if item[0] in keys])
-        if plan.in_flight is not None:
-            plan.in_flight.add(active_key, 1)
-        elif plan.active is not None:
-            plan.active.add(1, dict(active_key), parent)
+        active_key: tuple[tuple[str, Any], ...] = ()
+        if plan.in_flight is not None or plan.active is not None:
+            keys = plan.active_keys
+            active_key = tuple([item for item in attributes.items() if item[0] in keys])
+            if plan.in_flight is not None:
+                plan.in_flight.add(active_key, 1)
+            else:
+                plan.active.add(1, dict(active_key), parent)  # type: ignore[union-attr]
         state = _Request(span, attributes, server)
         env[_STATE_KEY] = state
         env[SPAN_KEY] = span

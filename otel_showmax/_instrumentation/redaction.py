@@ -105,6 +105,7 @@ class HeaderCapture:
         self._sanitize = re.compile("|".join(sanitize), re.IGNORECASE) if sanitize else None
         self._normalise = normalise
         self._names: dict[str, tuple[str, bool] | None] = {}
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, str, bool], ...]] = {}
 
     def __bool__(self) -> bool:
         return self._capture is not None
@@ -124,15 +125,33 @@ class HeaderCapture:
     def from_environ(self, env: dict[str, Any]) -> TrustedAttributes:
         """Request headers from a WSGI environ (``HTTP_X_REQUEST_ID`` is ``X-REQUEST-ID``).
 
-        Values are 1-tuples: what the SDK stores for upstream's 1-element lists.
+        Values are 1-tuples: what the SDK stores for upstream's 1-element lists. The environ keys
+        of most requests are one of a few sets (one server, a few kinds of client): per set of keys,
+        in order, the captured ones are found once (up to ``_KEY_SETS_MAX`` sets).
         """
+        keys = tuple(env)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
         out = TrustedAttributes()
-        for key, value in env.items():
+        for key, name, masked in plan:
+            out[name] = (HEADER_MASK if masked else env[key],)
+        return out
+
+    _KEY_SETS_MAX = 256
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, str, bool], ...]:
+        """(environ key, attribute name, masked) of the captured headers among ``keys``, in their order."""
+        plan = []
+        for key in keys:
             if key.startswith("HTTP_"):
                 decision = self._decide(key, key[5:].replace("_", "-"))
                 if decision is not None:
-                    out[decision[0]] = (HEADER_MASK if decision[1] else value,)
-        return out
+                    plan.append((key, decision[0], decision[1]))
+        found = tuple(plan)
+        if len(self._plans) < self._KEY_SETS_MAX:
+            self._plans[keys] = found
+        return found
 
     def from_items(self, items: Iterable[tuple[str, str]]) -> TrustedAttributes:
         """Response headers; repeated names are joined with ``,``."""

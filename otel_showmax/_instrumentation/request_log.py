@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import get_current_span
 from opentelemetry.util.http import sanitize_method
 
-from .. import _diag
+from .. import _diag, correlation
 from .falcon_app import EXC_KEY
 
 __all__ = ["MAX_FIELD", "REQUEST_LOG_FIELDS", "START_KEY", "RequestLogMiddleware", "RequestLogOptions", "status_code"]
@@ -119,8 +119,21 @@ class RequestLogMiddleware:
         if (caller is not None and cls.log is _LOGGER_LOG and cls._log is _LOGGER_LOG_IMPL
                 and cls.findCaller is _LOGGER_FIND_CALLER and logging._srcfile):
             # What the call below does, minus findCaller's stack walk (the same caller, found once).
-            logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
-                                            caller[2], extra, None))
+            make_record = cls.makeRecord
+            if make_record is _STDLIB_MAKE_RECORD or (make_record is correlation._make_record
+                                                      and correlation._previous_make_record is _STDLIB_MAKE_RECORD):
+                # makeRecord's own work: the record factory, then the extra fields (which cannot
+                # collide with our correlation fields; with the record's own, the stdlib's KeyError).
+                record = logging.getLogRecordFactory()(logger.name, level, caller[0], caller[1], _MESSAGE, args,
+                                                       exc_info, caller[2], None)
+                fields = record.__dict__
+                if not fields.keys().isdisjoint(extra):
+                    raise KeyError(f"Attempt to overwrite {sorted(fields.keys() & extra)} in LogRecord")
+                fields.update(extra)
+                logger.handle(record)
+            else:
+                logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
+                                                caller[2], extra, None))
         else:  # the reference (a custom Logger class gets exactly this call)
             logger.log(level, _MESSAGE, *args, extra=extra, exc_info=exc_info)
 
@@ -131,6 +144,10 @@ _STANDARD_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CON
 _LOGGER_LOG = logging.Logger.log
 _LOGGER_LOG_IMPL = logging.Logger._log
 _LOGGER_FIND_CALLER = logging.Logger.findCaller
+# The stdlib's makeRecord (correlation's only adds a rule for extras named like its fields, and none
+# of REQUEST_LOG_FIELDS is): the record from the factory, then the extras.
+_STDLIB_MAKE_RECORD = correlation._STDLIB_MAKE_RECORD if correlation._STDLIB_MAKE_RECORD.__module__ == "logging" else None
+assert not any(set(REQUEST_LOG_FIELDS) & set(names) for names in correlation.FIELD_PRESETS.values())
 
 
 class _CallerProbe(logging.Logger):

@@ -17,6 +17,11 @@ from .._export.worker import Event, Stats
 from .._upstream import SUPPRESS_KEY, metric_preferences, stop_retrying
 from .providers import ShowmaxMeterProvider
 
+# Modules whose locks guard one aggregation's or exemplar reservoir's arithmetic (no I/O while held).
+AGGREGATION_LOCK_MODULES = (
+    "opentelemetry.sdk.metrics._internal.aggregation", "opentelemetry.sdk.metrics._internal.exemplar.exemplar_reservoir",
+)
+
 
 class PeriodicReader(MetricReader):
     """Collects and exports every ``interval`` seconds on a real OS thread started per process.
@@ -117,6 +122,7 @@ class PeriodicReader(MetricReader):
 
 def init(config: Config, resource: Resource, drops: Callable[[], dict[str, dict[str, int]]]) -> tuple[Any, Any]:
     """The meter provider and its reader (None when metrics are off); registers our drop counters."""
+    _threads.use_real_locks(AGGREGATION_LOCK_MODULES)
     ec = config.metrics
     reader = None
     readers = []

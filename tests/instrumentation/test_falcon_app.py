@@ -933,3 +933,54 @@ def _quiet_falcon_errors() -> Iterator[None]:
     level = logger.level
     yield
     logger.setLevel(level)
+
+
+def test_metrics_off_means_no_measurement_and_the_same_spans(semconv: Any) -> None:
+    semconv("http/dup")
+    fast, _ = run_fast(requests())
+    off = Telemetry()
+    off.meter_provider = MeterProvider()  # no reader: what setup() builds with metrics off
+    try:
+        app = TracedApp(_otel_opts={"tracer_provider": off.tracer_provider, "meter_provider": off.meter_provider})
+        plan = app._otel_plan
+        assert (plan.duration_old, plan.duration_new, plan.in_flight, plan.active) == (None, None, None, None)
+        random.seed(7)
+        serve(build(app), requests())
+        compare_spans(fast, off)
+    finally:
+        fast.close()
+        off.close()
+
+
+def test_parent_without_propagation_headers_is_extracts_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import baggage
+    from opentelemetry.context import Context
+    from opentelemetry.instrumentation.wsgi import wsgi_getter
+    from opentelemetry.propagate import extract, set_global_textmap
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    envs = [{}, {"HTTP_TRACEPARENT": traceparent}, {"HTTP_BAGGAGE": "k=v"}, {"HTTP_TRACEPARENT": ""},
+            {"HTTP_TRACEPARENT": traceparent, "HTTP_BAGGAGE": "k=v"}]
+
+    def view(ctx: Any) -> tuple[Any, ...]:
+        return (type(ctx), trace.get_current_span(ctx).get_span_context(), baggage.get_all(ctx))
+
+    for env in envs:
+        assert view(falcon_app._parent(env)) == view(extract(env, getter=wsgi_getter)), env
+    got = falcon_app._parent({})
+    assert type(got) is Context and len(got) == 0
+    calls = []
+    monkeypatch.setattr(falcon_app, "extract", lambda *a, **k: calls.append(a) or Context())
+    falcon_app._parent({})
+    assert calls == []  # the default propagator and no header: not run
+    falcon_app._parent({"HTTP_BAGGAGE": "k=v"})
+    assert len(calls) == 1
+    previous = falcon_app.get_global_textmap()
+    set_global_textmap(CompositePropagator([TraceContextTextMapPropagator()]))
+    try:
+        falcon_app._parent({})
+        assert len(calls) == 2  # another propagator: always run
+    finally:
+        set_global_textmap(previous)

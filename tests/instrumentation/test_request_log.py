@@ -280,3 +280,39 @@ def test_status_code_prefers_falcon_4s_status_code():
     response = falcon.Response()
     response.status = falcon.HTTP_302
     assert request_log.status_code(response) == 302
+
+
+def test_record_made_without_make_record_unless_someone_wrapped_it(monkeypatch):
+    """The stdlib's makeRecord (or correlation's rule on it) is not called: the factory and the extras
+    directly, the same records. A makeRecord someone put on Logger is called once per record."""
+    calls: list[str] = []
+    current = logging.Logger.makeRecord
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.name)
+        return current(self, *args, **kwargs)
+
+    stdlib: list[int] = []
+
+    def profile(frame, event, arg):  # calls of the stdlib's makeRecord, however reached
+        if event == "call" and frame.f_code is current.__code__:
+            stdlib.append(1)
+
+    def traced(fast: bool) -> dict:
+        sys.setprofile(profile)
+        try:
+            return run(monkeypatch, fast=fast)
+        finally:
+            sys.setprofile(None)
+
+    baseline = traced(fast=False)
+    assert len(stdlib) == 5
+    stdlib.clear()
+    direct = traced(fast=True)
+    assert stdlib == []
+    monkeypatch.setattr(logging.Logger, "makeRecord", counting)  # a wrapper below correlation's
+    wrapped = run(monkeypatch, fast=True)
+    assert len(calls) == 5
+    for got in (wrapped, direct):
+        assert [comparable(r) for r in got["records"]] == [comparable(r) for r in baseline["records"]]
+        assert got["lines"] == baseline["lines"] and exported(got["queued"]) == exported(baseline["queued"])
