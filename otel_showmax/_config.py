@@ -236,7 +236,7 @@ def _exporter(signal: str, v: dict[str, Any], sources: dict[str, str]) -> Export
 
 
 def _check_propagators(names: tuple[str, ...], source: str) -> None:
-    from opentelemetry.util._importlib_metadata import entry_points
+    from ._upstream import entry_points
 
     installed = {ep.name for ep in entry_points(group="opentelemetry_propagator")} | {"none"}
     for name in names:

@@ -144,7 +144,9 @@ def _build(state: State) -> None:
 
 
 def _set_globals(state: State) -> None:
-    from opentelemetry import _logs, metrics, propagate, trace
+    from opentelemetry import metrics, propagate, trace
+
+    from ._upstream import logs_api as _logs
 
     def install(name: str, current: Any, setter: Any, provider: Any) -> None:
         if type(current).__name__.startswith(("Proxy", "NoOp", "_Proxy")):
@@ -165,7 +167,7 @@ def _set_globals(state: State) -> None:
 
 def _propagator(names: tuple[str, ...]) -> Any:
     from opentelemetry.propagators.composite import CompositePropagator
-    from opentelemetry.util._importlib_metadata import entry_points
+    from ._upstream import entry_points
 
     propagators = []
     for name in names:

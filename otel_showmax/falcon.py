@@ -42,7 +42,6 @@ from opentelemetry import trace
 
 # Upstream's private names: the only ones used; tests/test_falcon.py fails loudly if they change.
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
-from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.http import (
     get_custom_headers,
@@ -56,6 +55,7 @@ from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
 from ._instrumentation.request_log import REQUEST_LOG_FIELDS, START_KEY, RequestLogMiddleware
 from ._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from ._upstream import InstrumentedFalconAPI as UpstreamApp
 
 __all__ = [
     "REQUEST_LOG_FIELDS",

@@ -35,19 +35,20 @@ from math import isfinite
 from time import time_ns
 from typing import Any
 
-from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import Context, get_current
-from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-from opentelemetry.sdk.metrics._internal.aggregation import (
-    _DropAggregation,
-    _ExplicitBucketHistogramAggregation,
-    _ExponentialBucketHistogramAggregation,
-    _LastValueAggregation,
-    _SumAggregation,
-)
-from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram, _UpDownCounter
-from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
+
+from .._upstream import DropAggregation as _DropAggregation
+from .._upstream import ExplicitBucketHistogramAggregation as _ExplicitBucketHistogramAggregation
+from .._upstream import ExponentialBucketHistogramAggregation as _ExponentialBucketHistogramAggregation
+from .._upstream import LastValueAggregation as _LastValueAggregation
+from .._upstream import SDKCounter as _Counter
+from .._upstream import SDKHistogram as _Histogram
+from .._upstream import SDKUpDownCounter as _UpDownCounter
+from .._upstream import SumAggregation as _SumAggregation
+from .._upstream import SynchronousMeasurementConsumer
+from .._upstream import clean_attribute_value as _clean_attribute_value
+from .._upstream import hash_attributes as _hash_attributes
 
 __all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk"]
 

@@ -20,10 +20,7 @@ from collections.abc import Callable, Sequence
 from time import time_ns
 from typing import Any
 
-from opentelemetry._logs import LogRecord
-from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import get_current
-from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.trace import get_current_span
@@ -41,7 +38,9 @@ from .._export.protobuf import (
 )
 from .._export.utf8 import text_of
 from .._export.utf8 import valid_text as _text
-from .._upstream import SUPPRESS_KEY, std_to_otel
+from .._upstream import SUPPRESS_KEY, LogRecordDroppedAttributesWarning, LogRecordLimits, ReadWriteLogRecord, std_to_otel
+from .._upstream import APILogRecord as LogRecord
+from .._upstream import clean_attribute_value as _clean_attribute_value
 from ..correlation import USER_FIELDS
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.

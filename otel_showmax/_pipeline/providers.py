@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 
+from .._upstream import LoggerProvider
 from .tracer import ShowmaxTracer
 
 __all__ = ["ShowmaxLoggerProvider", "ShowmaxMeterProvider", "ShowmaxTracerProvider"]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, Tracer, _Span, sampling
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, Tracer, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from .._export.processors import WorkerSpanProcessor
+from .._upstream import SDKSpan
 
 __all__ = ["ShowmaxTracer", "TrustedAttributes", "set_trusted_attributes"]
 
@@ -113,14 +114,14 @@ class ShowmaxTracer(Tracer):
                                       set_status_on_exception)
         span = super().start_span(name, context, kind, None, links, start_time, record_exception,
                                   set_status_on_exception)
-        if type(span) is _Span:
+        if type(span) is SDKSpan:
             span._attributes._dict.update(attributes)  # type: ignore[union-attr]
         return span
 
 
 def set_trusted_attributes(span: Any, attributes: TrustedAttributes) -> None:
     """``span.set_attributes(attributes)``, storing them as they are when that gives the same span."""
-    if type(span) is _Span:
+    if type(span) is SDKSpan:
         bounded: Any = span._attributes
         length = bounded.max_value_len
         if length is None or _short(attributes.values(), length):
