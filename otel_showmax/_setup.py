@@ -37,6 +37,7 @@ from ._pipeline import (
 from ._pipeline import (
     traces as _tracing,
 )
+from . import _selfcheck
 from ._upstream import set_resource
 
 _lock = threading.RLock()
@@ -131,6 +132,7 @@ def _build(state: State) -> None:
     state.meter_provider, state.reader = _metrics.init(config, resource, dropped)
     # Imported now, not by a fresh worker's export thread under load (see _exporters.preload).
     preload_exporters([config.exporter(signal) for signal in ("traces", "logs", "metrics")])
+    upstream = _selfcheck.run()  # before any instrument is bound or batch encoded
 
     _set_globals(state)
     if handler is not None:
@@ -139,7 +141,7 @@ def _build(state: State) -> None:
     _keep_request_log(config)
     if state.reader is not None and not _uwsgi_master():
         state.reader.ensure_started()  # in a uWSGI master: in each worker, after fork
-    state.config = replace(config, libraries=_instrument(config, tracer_provider))
+    state.config = replace(config, libraries=_instrument(config, tracer_provider), upstream=upstream)
     _install_hub_monitor(state)
 
 

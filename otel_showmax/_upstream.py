@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import weakref
 from importlib import metadata
 from typing import Any
 
@@ -36,7 +37,9 @@ from opentelemetry.sdk._logs import (
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace import _Span as SDKSpan
 
 try:  # opentelemetry-sdk >= 1.39
@@ -82,6 +85,7 @@ __all__ = [
     "LAZY_NAMES",
     "PRIVATE_ATTRIBUTES",
     "SDK_RANGE",
+    "TRACK_MADE",
     "SUPPRESS_KEY",
     "APILogRecord",
     "ConsoleLogRecordExporter",
@@ -108,10 +112,12 @@ __all__ = [
     "http_passthrough",
     "installed_versions",
     "log_processors",
+    "log_record_limits",
     "logger_provider_options",
     "logs_api",
     "metric_preferences",
     "out_of_range",
+    "remember",
     "reset_globals",
     "reset_semconv_mode",
     "semconv_mode",
@@ -222,9 +228,36 @@ PRIVATE_ATTRIBUTES = {
 # -- providers, processors, globals ----------------------------------------------------------------
 
 
+# opentelemetry-sdk 1.40 has no _update_resource: each tracer and logger keeps the resource it was
+# made with, so our providers remember what they made (``remember``) for ``set_resource``.
+TRACK_MADE = not all(hasattr(cls, "_update_resource") for cls in (TracerProvider, LoggerProvider, MeterProvider))
+
+
+def remember(provider: Any, made: Any) -> None:
+    """Note a tracer or logger ``provider`` handed out, for ``set_resource`` (opentelemetry-sdk 1.40)."""
+    try:
+        provider._otel_showmax_made.add(made)
+    except AttributeError:
+        provider._otel_showmax_made = weakref.WeakSet([made])
+
+
 def set_resource(provider: Any, resource: Resource) -> None:
     """Merge ``resource`` into a provider's resource (and its tracers', loggers', meters')."""
-    provider._update_resource(resource)
+    update = getattr(provider, "_update_resource", None)
+    if update is not None:
+        update(resource)
+        return
+    config = getattr(provider, "_sdk_config", None)
+    if config is not None:  # a MeterProvider: its storages read the resource from its configuration
+        config.resource = config.resource.merge(resource)
+        return
+    merged = provider._resource.merge(resource)
+    provider._resource = merged
+    for made in list(getattr(provider, "_otel_showmax_made", ())):
+        if isinstance(made, Tracer):
+            made.resource = merged
+        else:
+            made._resource = merged
 
 
 def reset_globals() -> None:
@@ -261,6 +294,16 @@ def span_processors(provider: Any) -> list[Any]:
 def log_processors(provider: Any) -> list[Any]:
     """The log record processors of an SDK LoggerProvider (for checks and the doctor)."""
     return list(provider._multi_log_record_processor._log_record_processors)
+
+
+def log_record_limits(limits: Any) -> tuple[int | None, int | None]:
+    """A ``LogRecordLimits``' attribute count and value length limits for log records.
+
+    opentelemetry-sdk >= 1.41 has log-record-specific limits (falling back to the global ones);
+    1.40 has only the global ``max_attributes`` / ``max_attribute_length``.
+    """
+    return (getattr(limits, "max_log_record_attributes", limits.max_attributes),
+            getattr(limits, "max_log_record_attribute_length", limits.max_attribute_length))
 
 
 def logger_provider_options(limits: Any) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from .._upstream import SynchronousMeasurementConsumer
 from .._upstream import clean_attribute_value as _clean_attribute_value
 from .._upstream import hash_attributes as _hash_attributes
 
-__all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk"]
+__all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk", "ENABLED"]
 
 DEFAULT_CAP = 2048
 SUPPORTED_SDK = ("1.45.",)
@@ -69,8 +69,13 @@ _UNKNOWN: Any = object()  # an aggregation not in _AGGREGATIONS: the SDK's path 
 
 
 def supported_sdk(version: str = SDK_VERSION) -> bool:
-    """Whether the fast path was checked against this opentelemetry-sdk version."""
+    """Whether the golden tests checked the fast path against this opentelemetry-sdk version."""
     return version.startswith(SUPPORTED_SDK)
+
+
+# Whether instruments bound from now on take the fast path: the golden-tested SDK versions, or what
+# setup()'s check found on the installed one (otel_showmax/_selfcheck.py).
+ENABLED = supported_sdk()
 
 
 def attribute_key(attributes: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -106,7 +111,7 @@ class _Bound:
         self._cap = cap
         self._sdk = getattr(instrument, self._method)
         self._enabled = (
-            supported_sdk()
+            ENABLED
             and type(instrument) is self._kind
             and type(instrument._measurement_consumer) is SynchronousMeasurementConsumer
         )

@@ -64,7 +64,7 @@ def test_setup_without_exporters_imports_none_of_them(protocol):
 
 
 def _run(code: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(code)], capture_output=True,
+    out = subprocess.run([sys.executable, "-W", "error", "-W", "ignore::DeprecationWarning", "-c", textwrap.dedent(code)], capture_output=True,
                          text=True, timeout=120, check=True)
     return out.stdout.split()
 

@@ -559,25 +559,41 @@ def test_concurrent_encoding_from_several_threads():
 # --- exporters ------------------------------------------------------------------------------------
 
 
-def _statements(func) -> list[str]:
-    src = textwrap.dedent(inspect.getsource(func)).splitlines()[1:]  # without the def line
-    return [line for line in src if line.strip() and not line.strip().startswith("#")]
+def test_upstream_export_takes_our_serialized_batch():
+    """Upstream's HTTP export() encodes through a module name our pass-through wraps (every supported release)."""
+    from opentelemetry.exporter.otlp.proto.http import _log_exporter, trace_exporter
+
+    from otel_showmax import _upstream
+    from otel_showmax._export import otlp_http
+
+    assert otlp_http.ENCODER_ON is True
+    for module, name in ((trace_exporter, "encode_spans"), (_log_exporter, "encode_logs")):
+        wrapped = getattr(module, name)
+        assert wrapped.passes_serialized is True
+        batch = _upstream.SerializedBatch(b"abc", 3)
+        assert wrapped(batch) is batch and len(batch) == 3
+        assert batch.SerializePartialToString() == batch.SerializeToString() == b"abc"
+    spans = _sample_spans()
+    assert trace_exporter.encode_spans(spans).SerializePartialToString() == upstream_spans(spans)
+    assert _upstream.http_passthrough() is True  # idempotent: wrapped once
+    assert not getattr(trace_exporter.encode_spans.__wrapped__, "passes_serialized", False)
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs", "call", "our_call", "logger"),
-    [
-        (HTTPSpanExporter, OTLPSpanExporter, "serialized_data = encode_spans(spans).SerializePartialToString()",
-         "serialized_data, self.invalid_items = encode_spans_counted(spans)", "_span_logger"),
-        (HTTPLogExporter, OTLPLogExporter, "serialized_data = encode_logs(batch).SerializeToString()",
-         "serialized_data, self.invalid_items = encode_logs_counted(batch)", "_log_logger"),
-    ],
-)
-def test_lean_export_is_upstreams_export_but_for_the_encoder(ours, theirs, call, our_call, logger):
-    """Fails when an upstream release changes export(): re-copy it into _export/otlp_http.py."""
-    upstream = [line.replace(call, our_call).replace("_logger.", f"{logger}.")
-                for line in _statements(theirs.export)]
-    assert _statements(ours.export) == upstream
+def test_without_the_passthrough_upstream_encodes(monkeypatch):
+    from otel_showmax._export import otlp_http
+
+    monkeypatch.setattr(otlp_http, "ENCODER_ON", False)
+    server = _Capture()
+    spans, logs = _sample_spans(), _sample_logs()
+    try:
+        span_exporter = HTTPSpanExporter(endpoint=f"{server.url}/v1/traces")
+        assert span_exporter.export(spans) is SpanExportResult.SUCCESS
+        log_exporter = HTTPLogExporter(endpoint=f"{server.url}/v1/logs")
+        assert log_exporter.export(logs) is LogRecordExportResult.SUCCESS
+    finally:
+        server.close()
+    assert [body for _, body in server.bodies] == [upstream_spans(spans), upstream_logs(logs)]
+    assert span_exporter.invalid_items == 0 and log_exporter.invalid_items == 0
 
 
 @pytest.mark.parametrize("cls", [OTLPSpanExporter, OTLPLogExporter])
@@ -585,11 +601,9 @@ def test_upstream_private_attributes_we_use_still_exist(cls):
     exporter = cls(endpoint="http://127.0.0.1:9/v1/x")
     try:
         assert exporter._shutdown is False
-        assert isinstance(exporter._max_request_size, int)
-        assert callable(exporter._client.export) and callable(exporter._client.shutdown)
-        assert callable(exporter._metrics.export_operation)
     finally:
         exporter.shutdown()
+    assert exporter._shutdown is True
 
 
 class _Capture(ThreadingHTTPServer):
@@ -690,15 +704,24 @@ def test_export_results_match_upstream_on_failures(receiver):
         assert cls(endpoint=f"{receiver.endpoint}/v1/logs").export(logs) is LogRecordExportResult.FAILURE
     receiver.set_mode("live")
     sent = sum(receiver.requests.values())
+    size_limit = "max_request_size" in inspect.signature(OTLPSpanExporter.__init__).parameters  # exporters >= 1.45
     for cls in (OTLPSpanExporter, HTTPSpanExporter):
-        assert cls(endpoint=f"{receiver.endpoint}/v1/traces", max_request_size=100).export(spans) \
-            is SpanExportResult.FAILURE
+        if size_limit:
+            assert cls(endpoint=f"{receiver.endpoint}/v1/traces", max_request_size=100).export(spans) \
+                is SpanExportResult.FAILURE
+        else:
+            with pytest.raises(TypeError):
+                cls(endpoint=f"{receiver.endpoint}/v1/traces", max_request_size=100)
         exporter = cls(endpoint=f"{receiver.endpoint}/v1/traces")
         exporter.shutdown()
         assert exporter.export(spans) is SpanExportResult.FAILURE
     for cls in (OTLPLogExporter, HTTPLogExporter):
-        assert cls(endpoint=f"{receiver.endpoint}/v1/logs", max_request_size=100).export(logs) \
-            is LogRecordExportResult.FAILURE
+        if size_limit:
+            assert cls(endpoint=f"{receiver.endpoint}/v1/logs", max_request_size=100).export(logs) \
+                is LogRecordExportResult.FAILURE
+        else:
+            with pytest.raises(TypeError):
+                cls(endpoint=f"{receiver.endpoint}/v1/logs", max_request_size=100)
     assert sum(receiver.requests.values()) == sent  # too large: dropped before sending
     assert receiver.spans == [] and receiver.logs == []
 
