@@ -101,7 +101,8 @@ def _sample_logs() -> list[Any]:
     provider = _upstream.LoggerProvider(resource=Resource({"service.name": "check"}), shutdown_on_exit=False)
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     context = set_span_in_context(NonRecordingSpan(SpanContext(3, 4, True, TraceFlags(1))))
-    for i, body in enumerate(("line", 7, {"k": ["v", 1]})):
+    bodies: tuple[Any, ...] = ("line", 7, {"k": ["v", 1]})
+    for i, body in enumerate(bodies):
         provider.get_logger(f"app.{i % 2}").emit(_upstream.APILogRecord(
             timestamp=1_700_000_000_000_000_000 + i, observed_timestamp=1_700_000_000_000_000_100 + i,
             context=context if i else None, severity_text="WARN", severity_number=SeverityNumber.WARN,
@@ -187,7 +188,7 @@ def _check_instruments() -> str | None:
 
 
 def _check_http() -> str | None:
-    module = sys.modules.get("otel_showmax._export.otlp_http")
+    module: Any = sys.modules.get("otel_showmax._export.otlp_http")
     if module is None:
         return None  # OTLP/HTTP not used: nothing to check
     return None if module.ENCODER_ON else "upstream's OTLP/HTTP export() no longer takes serialized bytes"
@@ -221,7 +222,7 @@ def _off_instruments() -> None:
 
 
 def _off_http() -> None:
-    module = sys.modules.get("otel_showmax._export.otlp_http")
+    module: Any = sys.modules.get("otel_showmax._export.otlp_http")
     if module is not None:
         module.ENCODER_ON = False
 
@@ -295,7 +296,7 @@ def reset() -> None:
     contain.ENCODER_ON = True
     log_bridge.DIRECT_ON = True
     instruments.ENABLED = instruments.supported_sdk()
-    module = sys.modules.get("otel_showmax._export.otlp_http")
+    module: Any = sys.modules.get("otel_showmax._export.otlp_http")
     if module is not None:
         module.ENCODER_ON = _upstream.http_passthrough()
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import _diag
+from . import _diag, _selfcheck
 from ._config import Config, Libraries, Provenance, resolve
 from ._export.exporters import preload_when_safe as preload_exporters
 from ._export.exporters import quiet_upstream_loggers
@@ -37,7 +37,6 @@ from ._pipeline import (
 from ._pipeline import (
     traces as _tracing,
 )
-from . import _selfcheck
 from ._upstream import set_resource
 
 _lock = threading.RLock()
@@ -169,6 +168,7 @@ def _set_globals(state: State) -> None:
 
 def _propagator(names: tuple[str, ...]) -> Any:
     from opentelemetry.propagators.composite import CompositePropagator
+
     from ._upstream import entry_points
 
     propagators = []

@@ -22,12 +22,13 @@ import importlib
 import inspect
 import re
 import weakref
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 from opentelemetry import _logs as logs_api
 from opentelemetry._logs import LogRecord as APILogRecord
-from opentelemetry.attributes import _clean_attribute_value as clean_attribute_value
+from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 from opentelemetry.sdk._logs import (
     LoggerProvider,
@@ -36,16 +37,11 @@ from opentelemetry.sdk._logs import (
     LogRecordProcessor,
     ReadWriteLogRecord,
 )
-from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace import _Span as SDKSpan
-
-try:  # opentelemetry-sdk >= 1.39
-    from opentelemetry.sdk._logs.export import LogRecordExportResult
-except ImportError:  # pragma: no cover - older releases named it LogExportResult
-    from opentelemetry.sdk._logs.export import LogExportResult as LogRecordExportResult  # type: ignore[attr-defined, no-redef, unused-ignore]
 
 try:  # opentelemetry-instrumentation >= 0.62b0
     from opentelemetry.instrumentation.log_utils import std_to_otel
@@ -72,21 +68,27 @@ from opentelemetry.sdk.metrics._internal.instrument import _Histogram as SDKHist
 from opentelemetry.sdk.metrics._internal.instrument import _UpDownCounter as SDKUpDownCounter
 from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
 
-try:  # opentelemetry-sdk >= 1.4x: type-aware keys (True, 1 and 1.0 are distinct attribute sets)
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes as hash_attributes
-except ImportError:  # older: the key of the aggregation per attribute set is the frozen items
+clean_attribute_value: Callable[..., Any] = _clean_attribute_value  # its signature varies between releases
 
-    def hash_attributes(value: Any) -> Any:
-        """The SDK's key of an attribute set's aggregation (opentelemetry-sdk 1.40)."""
-        return frozenset(value.items())
+
+def _frozen_items(value: Any) -> Any:
+    """The SDK's key of an attribute set's aggregation (opentelemetry-sdk 1.40)."""
+    return frozenset(value.items())
+
+
+from opentelemetry.sdk.metrics._internal import _view_instrument_match  # noqa: E402
+
+# Later releases key aggregations by type-aware hashes (True, 1 and 1.0 are distinct sets); 1.40 by the frozen items.
+hash_attributes: Callable[[Any], Any] = getattr(_view_instrument_match, "_hash_attributes", _frozen_items)
 
 __all__ = [
     "INSTRUMENTATION_RANGE",
     "LAZY_NAMES",
     "PRIVATE_ATTRIBUTES",
+    "SDK_KEEPS_NONE",
     "SDK_RANGE",
-    "TRACK_MADE",
     "SUPPRESS_KEY",
+    "TRACK_MADE",
     "APILogRecord",
     "ConsoleLogRecordExporter",
     "DropAggregation",
@@ -127,6 +129,22 @@ __all__ = [
     "stop_retrying",
     "use_urllib3_transport",
 ]
+
+def _keeps_none() -> bool:
+    import logging
+
+    from opentelemetry.attributes import BoundedAttributes
+
+    quiet = logging.getLogger("opentelemetry.attributes")  # 1.40 warns about the None it leaves out
+    disabled, quiet.disabled = quiet.disabled, True
+    try:
+        return dict(BoundedAttributes(8, {"k": None}, immutable=False)) == {"k": None}
+    finally:
+        quiet.disabled = disabled
+
+
+# Whether the SDK stores a None attribute value (1.4x) or silently leaves the key out (1.40).
+SDK_KEEPS_NONE = _keeps_none()
 
 # -- versions --------------------------------------------------------------------------------------
 
@@ -267,8 +285,8 @@ def reset_globals() -> None:
 
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     trace._TRACER_PROVIDER = None
-    logs_api._internal._LOGGER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    logs_api._internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
+    logs_api._internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._internal._LOGGER_PROVIDER = None
     metrics._internal._METER_PROVIDER_SET_ONCE = Once()
     metrics._internal._METER_PROVIDER = None
 
@@ -350,7 +368,7 @@ class SerializedBatch:
     def __len__(self) -> int:
         return self.count
 
-    def SerializePartialToString(self) -> bytes:  # noqa: N802 - protobuf's name
+    def SerializePartialToString(self) -> bytes:
         return self.data
 
     SerializeToString = SerializePartialToString

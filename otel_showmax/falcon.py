@@ -328,7 +328,7 @@ def instrument(
             instrumentor.uninstrument()
         _PROVIDER.provider = tracer_provider
         _app_class = _make_app_class(TracedApp)
-        falcon.App = _app_class  # type: ignore[misc]
+        falcon.App = _app_class  # type: ignore[misc, unused-ignore]
         _watch_asgi()
         _ORIGINAL_APP.__call__ = _call_untraced
 
@@ -393,7 +393,7 @@ def uninstrument() -> None:
         _options = None
         uninstrument_apps()
         if falcon.App is _app_class:
-            falcon.App = _ORIGINAL_APP  # type: ignore[misc]
+            falcon.App = _ORIGINAL_APP  # type: ignore[misc, unused-ignore]
         for app in list(_apps):
             try:
                 app._unprepared_middleware = [m for m in app._unprepared_middleware if m is not _MIDDLEWARE]
@@ -493,7 +493,7 @@ def _watch_asgi() -> None:
 
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
     _asgi_init = (original, own)
-    falcon.asgi.App.__init__ = __init__  # type: ignore[method-assign]
+    falcon.asgi.App.__init__ = __init__  # type: ignore[method-assign, unused-ignore]
 
 
 def _unwatch_asgi() -> None:
@@ -503,7 +503,7 @@ def _unwatch_asgi() -> None:
 
         original, own = _asgi_init
         if own:
-            falcon.asgi.App.__init__ = original  # type: ignore[method-assign]
+            falcon.asgi.App.__init__ = original  # type: ignore[method-assign, unused-ignore]
         else:
             del falcon.asgi.App.__init__
         _asgi_init = None

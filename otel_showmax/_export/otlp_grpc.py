@@ -60,10 +60,10 @@ class GrpcLogExporter(OTLPLogExporter):
 
     def _initialize_channel_and_stub(self) -> None:
         super()._initialize_channel_and_stub()
-        self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)  # type: ignore[assignment]
+        self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)
 
     invalid_items = 0
 
-    def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Sequence[Any]) -> bytes:
         encoded, self.invalid_items = encode_logs_counted(data)
         return encoded

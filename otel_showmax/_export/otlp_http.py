@@ -45,7 +45,7 @@ class HTTPSpanExporter(OTLPSpanExporter):
         return super().export(spans)
 
 
-class HTTPLogExporter(OTLPLogExporter):  # type: ignore[misc]
+class HTTPLogExporter(OTLPLogExporter):
     """``OTLPLogExporter`` (HTTP/protobuf) with the lean encoder; same arguments and behaviour."""
 
     invalid_items = 0  # records the last encoding left out (contain.py)

@@ -93,7 +93,7 @@ from .._upstream import server_active_requests_count_attrs_old as _server_active
 from .._upstream import server_duration_attrs_new as _server_duration_attrs_new  # isort: skip
 from .._upstream import server_duration_attrs_old as _server_duration_attrs_old  # isort: skip
 
-__all__ = ["TraceMiddleware", "TracedApp", "semconv_mode", "uninstrument_apps"]
+__all__ = ["TraceMiddleware", "TracedApp", "reset_semconv_mode", "semconv_mode", "uninstrument_apps"]
 
 SCOPE_NAME = "opentelemetry.instrumentation.falcon"  # upstream's tracer and meter name
 _STATE_KEY = "otel_showmax.fastfalcon"

@@ -50,7 +50,10 @@ from .._upstream import SynchronousMeasurementConsumer
 from .._upstream import clean_attribute_value as _clean_attribute_value
 from .._upstream import hash_attributes as _hash_attributes
 
-__all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk", "ENABLED"]
+__all__ = [
+    "DEFAULT_CAP", "ENABLED", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind",
+    "supported_sdk",
+]
 
 DEFAULT_CAP = 2048
 SUPPORTED_SDK = ("1.45.",)

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import SpanKind
 
 from .._export.processors import WorkerSpanProcessor
-from .._upstream import SDKSpan
+from .._upstream import SDK_KEEPS_NONE, SDKSpan
 
 __all__ = ["ShowmaxTracer", "TrustedAttributes", "set_trusted_attributes"]
 
@@ -103,6 +103,8 @@ class ShowmaxTracer(Tracer):
         count = limits.max_span_attributes
         if count is not None and len(attributes) > count:
             return False
+        if not SDK_KEEPS_NONE and None in attributes.values():  # opentelemetry-sdk 1.40 leaves them out
+            return False
         length = limits.max_span_attribute_length
         return length is None or _short(attributes.values(), length)
 
@@ -124,7 +126,8 @@ def set_trusted_attributes(span: Any, attributes: TrustedAttributes) -> None:
     if type(span) is SDKSpan:
         bounded: Any = span._attributes
         length = bounded.max_value_len
-        if length is None or _short(attributes.values(), length):
+        if (length is None or _short(attributes.values(), length)) and (
+                SDK_KEEPS_NONE or None not in attributes.values()):
             target = bounded._dict
             maxlen = bounded.maxlen
             with span._lock:

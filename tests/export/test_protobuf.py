@@ -12,7 +12,6 @@ import enum
 import inspect
 import math
 import random
-import textwrap
 import threading
 from collections import OrderedDict, defaultdict, namedtuple
 from collections.abc import Mapping, Sequence

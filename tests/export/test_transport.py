@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-
 from otel_showmax._config import resolve
 from otel_showmax._export import exporters as _exporters
 from otel_showmax._export.otlp_http import HTTPSpanExporter, use_urllib3
