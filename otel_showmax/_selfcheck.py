@@ -92,20 +92,18 @@ def _sample_spans() -> list[Any]:
 
 
 def _sample_logs() -> list[Any]:
-    from opentelemetry._logs import SeverityNumber
-    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-    exporter = InMemoryLogRecordExporter()
+    exporter = _upstream.InMemoryLogRecordExporter()
     provider = _upstream.LoggerProvider(resource=Resource({"service.name": "check"}), shutdown_on_exit=False)
-    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    provider.add_log_record_processor(_upstream.SimpleLogRecordProcessor(exporter))
     context = set_span_in_context(NonRecordingSpan(SpanContext(3, 4, True, TraceFlags(1))))
     bodies: tuple[Any, ...] = ("line", 7, {"k": ["v", 1]})
     for i, body in enumerate(bodies):
         provider.get_logger(f"app.{i % 2}").emit(_upstream.APILogRecord(
             timestamp=1_700_000_000_000_000_000 + i, observed_timestamp=1_700_000_000_000_000_100 + i,
-            context=context if i else None, severity_text="WARN", severity_number=SeverityNumber.WARN,
+            context=context if i else None, severity_text="WARN", severity_number=_upstream.SeverityNumber.WARN,
             body=body, attributes=dict(_ATTRIBUTES, i=i)))
     provider.shutdown()
     return list(exporter.get_finished_logs())

@@ -28,6 +28,7 @@ from typing import Any
 
 from opentelemetry import _logs as logs_api
 from opentelemetry._logs import LogRecord as APILogRecord
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 from opentelemetry.sdk._logs import (
@@ -37,7 +38,12 @@ from opentelemetry.sdk._logs import (
     LogRecordProcessor,
     ReadWriteLogRecord,
 )
-from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import (
+    ConsoleLogRecordExporter,
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
@@ -94,6 +100,7 @@ __all__ = [
     "DropAggregation",
     "ExplicitBucketHistogramAggregation",
     "ExponentialBucketHistogramAggregation",
+    "InMemoryLogRecordExporter",
     "LastValueAggregation",
     "LogRecordDroppedAttributesWarning",
     "LogRecordExportResult",
@@ -106,6 +113,8 @@ __all__ = [
     "SDKSpan",
     "SDKUpDownCounter",
     "SerializedBatch",
+    "SeverityNumber",
+    "SimpleLogRecordProcessor",
     "SumAggregation",
     "SynchronousMeasurementConsumer",
     "clean_attribute_value",
