@@ -86,10 +86,13 @@ from opentelemetry.sdk.metrics._internal import _view_instrument_match  # noqa: 
 
 # Later releases key aggregations by type-aware hashes (True, 1 and 1.0 are distinct sets); 1.40 by the frozen items.
 hash_attributes: Callable[[Any], Any] = getattr(_view_instrument_match, "_hash_attributes", _frozen_items)
+# Whether the SDK takes list-valued metric attributes (1.40 fails hashing them) and keeps True, 1 and 1.0 apart.
+METRIC_KEYS_BY_TYPE = hash_attributes is not _frozen_items
 
 __all__ = [
     "INSTRUMENTATION_RANGE",
     "LAZY_NAMES",
+    "METRIC_KEYS_BY_TYPE",
     "PRIVATE_ATTRIBUTES",
     "SDK_KEEPS_NONE",
     "SDK_RANGE",
