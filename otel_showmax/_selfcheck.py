@@ -12,10 +12,11 @@ for everything. ``get_config().upstream`` and ``otel-showmax doctor`` report the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ def _sample_logs() -> list[Any]:
         provider.get_logger(f"app.{i % 2}").emit(_upstream.APILogRecord(
             timestamp=1_700_000_000_000_000_000 + i, observed_timestamp=1_700_000_000_000_000_100 + i,
             context=context if i else None, severity_text="WARN", severity_number=_upstream.SeverityNumber.WARN,
-            body=body, attributes=dict(_ATTRIBUTES, i=i)))
+            body=body, attributes=dict(_ATTRIBUTES, i=i, nested={"n": None, "m": {"k": [1, 2]}, "s": "v"})))
     provider.shutdown()
     return list(exporter.get_finished_logs())
 
@@ -133,18 +134,26 @@ def _check_log_bridge() -> str | None:
     from ._pipeline.log_bridge import Converter, _Pending
 
     resource = Resource({"service.name": "check"})
-    converter = Converter(lambda: resource, _upstream.LogRecordLimits(), frozenset(), direct=True)
     context = set_span_in_context(NonRecordingSpan(SpanContext(5, 6, True, TraceFlags(1))))
-    batch = []
-    for i, level in enumerate((logging.INFO, logging.WARNING, logging.ERROR)):
-        record = logging.LogRecord(f"app.{i % 2}", level, "/srv/app.py", 10 + i, "message %s", (i,), None)
-        record.__dict__.update({"user_id": i, "ratio": 0.5, "tags": ["a", "b"], "ok": True, "http.route": "/x"})
-        batch.append(_Pending(record, context if i else None, record.getMessage(), 1_700_000_000_000_000_000 + i))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        direct = converter.encode(batch).data
-        reference = encoder._upstream_logs(converter.convert_batch(batch))
-    return None if direct == reference else "direct log bytes differ from upstream's encoder"
+    extras: list[dict[str, Any]] = [
+        {"user_id": 1, "ratio": 0.5, "tags": ["a", "b"], "ok": True, "http.route": "/x"},
+        {"s": "x" * 40, "nested": {"a": "y" * 20, "b": ["z" * 12, 1]}, "t": ("abcdefgh",)},
+        {f"k{i}": f"value-{i}" for i in range(6)},
+    ]
+    for limits in (_upstream.LogRecordLimits(), _upstream.LogRecordLimits(max_attributes=3, max_attribute_length=9)):
+        converter = Converter(lambda: resource, limits, frozenset(), direct=True)
+        batch = []
+        for i, level in enumerate((logging.INFO, logging.WARNING, logging.ERROR)):
+            record = logging.LogRecord(f"app.{i % 2}", level, "/srv/app.py", 10 + i, "message %s", (i,), None)
+            record.__dict__.update(extras[i])
+            batch.append(_Pending(record, context if i else None, record.getMessage(), 1_700_000_000_000_000_000 + i))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            direct = converter.encode(batch).data
+            reference = encoder._upstream_logs(converter.convert_batch(batch))
+        if direct != reference:
+            return "direct log bytes differ from upstream's encoder"
+    return None
 
 
 def _points(reader: Any) -> list[tuple[Any, ...]]:
@@ -259,7 +268,8 @@ def run() -> UpstreamReport:
     else:
         for name, (check, off) in CHECKS.items():
             try:
-                why = check()
+                with _quiet_upstream():
+                    why = check()
             except Exception as error:
                 why = f"{type(error).__name__}: {error}"
             if why is None:
@@ -297,6 +307,22 @@ def reset() -> None:
     module: Any = sys.modules.get("otel_showmax._export.otlp_http")
     if module is not None:
         module.ENCODER_ON = _upstream.http_passthrough()
+
+
+@contextlib.contextmanager
+def _quiet_upstream() -> Iterator[None]:
+    """OpenTelemetry's own loggers silenced while a check runs (its samples truncate and drop on purpose)."""
+    names = {"opentelemetry.attributes", "opentelemetry.sdk._logs._internal"}
+    names.update(name for name in logging.Logger.manager.loggerDict if name.startswith("opentelemetry"))
+    loggers = [logging.getLogger(name) for name in sorted(names)]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, disabled in zip(loggers, before):
+            lg.disabled = disabled
 
 
 def _safely(action: Callable[[], None]) -> None:
