@@ -321,7 +321,7 @@ def _quiet_upstream() -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, disabled in zip(loggers, before):
+        for lg, disabled in zip(loggers, before, strict=True):
             lg.disabled = disabled
 
 
