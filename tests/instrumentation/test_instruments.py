@@ -46,11 +46,11 @@ from otel_showmax import _upstream
 from otel_showmax._instrumentation import instruments
 from otel_showmax._instrumentation.instruments import BoundCounter, BoundHistogram, BoundUpDownCounter, attribute_key, bind
 from otel_showmax._pipeline.providers import ShowmaxMeterProvider
+from tests._fork import in_child
 
 # The fast path is golden-tested against the SDK versions in instruments.SUPPORTED_SDK; on the others
 # (opentelemetry-sdk 1.40) it is off and every test here checks that bound instruments take the SDK's path.
 FAST = instruments.ENABLED
-from tests._fork import in_child
 
 RESOURCE = Resource({"service.name": "fastmetrics"})
 DELTA = {Histogram: AggregationTemporality.DELTA, Counter: AggregationTemporality.DELTA,

@@ -25,11 +25,18 @@ def _fresh():
     _diag.reset()
 
 
+# What setup()'s check finds on each end of the supported range (CI runs both).
+OFF_ON_OLDEST = {
+    "otlp_encoder": "off: log bytes differ from upstream's encoder",  # None inside maps encoded differently
+    "log_bridge_direct": "off: direct log bytes differ from upstream's encoder",  # limits and nesting differ
+    "bound_instruments": "off: AttributeError: '_Histogram' object has no attribute '_is_enabled'",
+}
+
+
 def _expected_on_this_version() -> dict[str, str]:
     expected = dict.fromkeys(_selfcheck.CHECKS, "on")
-    if not instruments.supported_sdk():  # opentelemetry-sdk 1.40-1.44: checked here, found to differ
-        expected["bound_instruments"] = _selfcheck.report().fast_paths["bound_instruments"]  # type: ignore[union-attr]
-        assert expected["bound_instruments"].startswith("off: ")
+    if not instruments.supported_sdk():  # opentelemetry-sdk 1.40
+        expected.update(OFF_ON_OLDEST)
     return expected
 
 
@@ -41,8 +48,8 @@ def test_every_fast_path_is_checked_and_on_where_it_matches(capsys):
     assert _selfcheck.run() is report  # once per process
     warnings = capsys.readouterr().err.count(WARNING)
     assert warnings == (0 if instruments.supported_sdk() else 1)
-    assert contain.ENCODER_ON is True and log_bridge.DIRECT_ON is True
-    assert instruments.ENABLED is instruments.supported_sdk()
+    on = instruments.supported_sdk()
+    assert (on, on, on) == (contain.ENCODER_ON, log_bridge.DIRECT_ON, instruments.ENABLED)
 
 
 def test_the_checks_are_cheap():
