@@ -21,12 +21,14 @@ Equivalence rests on what opentelemetry-sdk 1.45 does, pinned by tests/instrumen
   (``True``, ``1`` and ``1.0`` are equal in Python but are distinct attribute sets for the SDK).
   Only sets of non-empty ``str`` keys and ``str``/``int``/``float``/``bool`` values are cached.
 
-Anything else goes through the SDK's own method per call: a non-SDK instrument (no-op, proxy), another
-SDK version, a disabled meter, a value the SDK would reject, attributes that are not a plain dict,
-and new attribute sets once the cache holds ``cap`` of them.
+Anything else goes through the SDK's own method per call: a non-SDK instrument (no-op, proxy), a
+disabled meter, a value the SDK would reject, attributes that are not a plain dict, new attribute sets
+once the cache holds ``cap`` of them, and every measurement when ``ENABLED`` is False: on SDK versions
+other than ``SUPPORTED_SDK`` unless setup()'s check found the same points (otel_showmax/_selfcheck.py;
+off on 1.40), and outside the supported range.
 
-The private SDK metric names used here are named in tests/instrumentation/test_instruments.py, which fails loudly
-when an SDK release changes them (see otel_showmax/_upstream.py for the other such modules).
+The private SDK metric names used here come from otel_showmax/_upstream.py; tests/instrumentation/test_instruments.py
+fails loudly when an SDK release changes them.
 """
 
 from __future__ import annotations
