@@ -30,7 +30,6 @@ from opentelemetry import _logs as logs_api
 from opentelemetry._logs import LogRecord as APILogRecord
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import _clean_attribute_value
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 from opentelemetry.sdk._logs import (
     LoggerProvider,
     LogRecordDroppedAttributesWarning,
@@ -47,7 +46,6 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
-from opentelemetry.sdk.trace import _Span as SDKSpan
 
 try:  # opentelemetry-instrumentation >= 0.62b0
     from opentelemetry.instrumentation.log_utils import std_to_otel
@@ -59,20 +57,36 @@ try:
 except ImportError:  # pragma: no cover - the standard library's has the same selection API on 3.10+
     from importlib.metadata import entry_points  # type: ignore[assignment, unused-ignore]
 
+
+
+class Missing:
+    """Stands for a private class a later release removed or moved: no object is of this type, so the
+    fast path that checks for it stays on upstream's path instead of failing ``import otel_showmax``."""
+
+
+def _private(module: str, name: str, default: Any = Missing) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return default
+
+
+# Looked up without failing the import: a release without them only loses the fast paths using them.
+SUPPRESS_KEY: Any = _private("opentelemetry.context", "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+SDKSpan: Any = _private("opentelemetry.sdk.trace", "_Span")  # ShowmaxTracer's trusted attributes
 # The SDK's metric internals, for _instrumentation/instruments.py (its fast path is checked at setup()).
-from opentelemetry.sdk.metrics._internal.aggregation import _DropAggregation as DropAggregation
-from opentelemetry.sdk.metrics._internal.aggregation import (
-    _ExplicitBucketHistogramAggregation as ExplicitBucketHistogramAggregation,
-)
-from opentelemetry.sdk.metrics._internal.aggregation import (
-    _ExponentialBucketHistogramAggregation as ExponentialBucketHistogramAggregation,
-)
-from opentelemetry.sdk.metrics._internal.aggregation import _LastValueAggregation as LastValueAggregation
-from opentelemetry.sdk.metrics._internal.aggregation import _SumAggregation as SumAggregation
-from opentelemetry.sdk.metrics._internal.instrument import _Counter as SDKCounter
-from opentelemetry.sdk.metrics._internal.instrument import _Histogram as SDKHistogram
-from opentelemetry.sdk.metrics._internal.instrument import _UpDownCounter as SDKUpDownCounter
-from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
+_AGGREGATION = "opentelemetry.sdk.metrics._internal.aggregation"
+_INSTRUMENT = "opentelemetry.sdk.metrics._internal.instrument"
+DropAggregation: Any = _private(_AGGREGATION, "_DropAggregation")
+ExplicitBucketHistogramAggregation: Any = _private(_AGGREGATION, "_ExplicitBucketHistogramAggregation")
+ExponentialBucketHistogramAggregation: Any = _private(_AGGREGATION, "_ExponentialBucketHistogramAggregation")
+LastValueAggregation: Any = _private(_AGGREGATION, "_LastValueAggregation")
+SumAggregation: Any = _private(_AGGREGATION, "_SumAggregation")
+SDKCounter: Any = _private(_INSTRUMENT, "_Counter")
+SDKHistogram: Any = _private(_INSTRUMENT, "_Histogram")
+SDKUpDownCounter: Any = _private(_INSTRUMENT, "_UpDownCounter")
+SynchronousMeasurementConsumer: Any = _private("opentelemetry.sdk.metrics._internal.measurement_consumer",
+                                               "SynchronousMeasurementConsumer")
 
 clean_attribute_value: Callable[..., Any] = _clean_attribute_value  # its signature varies between releases
 
@@ -82,10 +96,9 @@ def _frozen_items(value: Any) -> Any:
     return frozenset(value.items())
 
 
-from opentelemetry.sdk.metrics._internal import _view_instrument_match  # noqa: E402
-
 # Later releases key aggregations by type-aware hashes (True, 1 and 1.0 are distinct sets); 1.40 by the frozen items.
-hash_attributes: Callable[[Any], Any] = getattr(_view_instrument_match, "_hash_attributes", _frozen_items)
+hash_attributes: Callable[[Any], Any] = _private("opentelemetry.sdk.metrics._internal._view_instrument_match",
+                                                 "_hash_attributes", _frozen_items)
 # Whether the SDK takes list-valued metric attributes (1.40 fails hashing them) and keeps True, 1 and 1.0 apart.
 METRIC_KEYS_BY_TYPE = hash_attributes is not _frozen_items
 
@@ -110,6 +123,7 @@ __all__ = [
     "LogRecordLimits",
     "LogRecordProcessor",
     "LoggerProvider",
+    "Missing",
     "ReadWriteLogRecord",
     "SDKCounter",
     "SDKHistogram",

@@ -117,7 +117,9 @@ class ShowmaxTracer(Tracer):
         span = super().start_span(name, context, kind, None, links, start_time, record_exception,
                                   set_status_on_exception)
         if type(span) is SDKSpan:
-            span._attributes._dict.update(attributes)  # type: ignore[union-attr]
+            span._attributes._dict.update(attributes)  # type: ignore[attr-defined, union-attr, unused-ignore]
+        else:  # not the SDK's span class (another release, or not recording): its own method
+            span.set_attributes(attributes)
         return span
 
 

@@ -250,3 +250,16 @@ def test_builtin_samplers_ignore_attributes_and_return_them():
             assert with_attrs.decision is without.decision
             assert dict(without.attributes) == {}
             assert dict(with_attrs.attributes) == (attributes if with_attrs.decision.is_sampled() else {})
+
+
+def test_a_release_without_a_private_class_loses_only_the_fast_path(monkeypatch):
+    assert _upstream._private("opentelemetry.sdk.trace", "_NoSuchClass") is _upstream.Missing
+    assert _upstream._private("opentelemetry.no_such_module", "X", 5) == 5
+    for name in ("SDKSpan", "SDKCounter", "SDKHistogram", "SynchronousMeasurementConsumer", "SumAggregation"):
+        assert getattr(_upstream, name) is not _upstream.Missing, name  # every supported release has them
+    monkeypatch.setattr(trusted, "SDKSpan", _upstream.Missing)  # as if a release renamed _Span
+    provider = providers.ShowmaxTracerProvider(shutdown_on_exit=False)
+    span = provider.get_tracer("compat").start_span("s", attributes=trusted.TrustedAttributes({"k": "v"}))
+    assert dict(span.attributes) == {"k": "v"}  # stored by the SDK's own path
+    trusted.set_trusted_attributes(span, trusted.TrustedAttributes({"n": 1}))
+    assert dict(span.attributes) == {"k": "v", "n": 1}
