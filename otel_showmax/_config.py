@@ -141,6 +141,8 @@ class Config:
     provenance: Provenance | None = field(default=None, compare=False)
     libraries: Libraries | None = field(default=None, compare=False)
     """Which installed instrumentors setup() turned on and which it skipped, with why."""
+    upstream: Any = field(default=None, compare=False)
+    """The installed OpenTelemetry versions and which fast paths setup()'s check left on (``_selfcheck.UpstreamReport``)."""
 
     def exporter(self, signal: str) -> ExporterConfig:
         """The exporter settings of ``traces``, ``logs`` or ``metrics``."""
@@ -150,7 +152,7 @@ class Config:
         """Every setting, secrets masked, with its source and the provenance."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("sources", "provenance", "libraries"):
+            if f.name in ("sources", "provenance", "libraries", "upstream"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, ExporterConfig):
@@ -161,6 +163,7 @@ class Config:
         out["sources"] = dict(self.sources)
         out["provenance"] = asdict(self.provenance) if self.provenance else None
         out["libraries"] = self.libraries.as_dict() if self.libraries else None
+        out["upstream"] = self.upstream.as_dict() if self.upstream else None
         return out
 
     def with_provenance(self, provenance: Provenance) -> Config:
@@ -236,7 +239,7 @@ def _exporter(signal: str, v: dict[str, Any], sources: dict[str, str]) -> Export
 
 
 def _check_propagators(names: tuple[str, ...], source: str) -> None:
-    from opentelemetry.util._importlib_metadata import entry_points
+    from ._upstream import entry_points
 
     installed = {ep.name for ep in entry_points(group="opentelemetry_propagator")} | {"none"}
     for name in names:

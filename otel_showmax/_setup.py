@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import _diag
+from . import _diag, _selfcheck
 from ._config import Config, Libraries, Provenance, resolve
 from ._export.exporters import preload_when_safe as preload_exporters
 from ._export.exporters import quiet_upstream_loggers
@@ -131,6 +131,7 @@ def _build(state: State) -> None:
     state.meter_provider, state.reader = _metrics.init(config, resource, dropped)
     # Imported now, not by a fresh worker's export thread under load (see _exporters.preload).
     preload_exporters([config.exporter(signal) for signal in ("traces", "logs", "metrics")])
+    upstream = _selfcheck.run()  # before any instrument is bound or batch encoded
 
     _set_globals(state)
     if handler is not None:
@@ -139,12 +140,14 @@ def _build(state: State) -> None:
     _keep_request_log(config)
     if state.reader is not None and not _uwsgi_master():
         state.reader.ensure_started()  # in a uWSGI master: in each worker, after fork
-    state.config = replace(config, libraries=_instrument(config, tracer_provider))
+    state.config = replace(config, libraries=_instrument(config, tracer_provider), upstream=upstream)
     _install_hub_monitor(state)
 
 
 def _set_globals(state: State) -> None:
-    from opentelemetry import _logs, metrics, propagate, trace
+    from opentelemetry import metrics, propagate, trace
+
+    from ._upstream import logs_api as _logs
 
     def install(name: str, current: Any, setter: Any, provider: Any) -> None:
         if type(current).__name__.startswith(("Proxy", "NoOp", "_Proxy")):
@@ -165,7 +168,8 @@ def _set_globals(state: State) -> None:
 
 def _propagator(names: tuple[str, ...]) -> Any:
     from opentelemetry.propagators.composite import CompositePropagator
-    from opentelemetry.util._importlib_metadata import entry_points
+
+    from ._upstream import entry_points
 
     propagators = []
     for name in names:

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 from opentelemetry.context import get_value
 from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, get_current_span
 
-from ._upstream import SDK_SPAN, SPAN_KEY
+from ._upstream import SPAN_KEY, SDKSpan
 
 __all__ = [
     "FIELD_PRESETS",
@@ -114,7 +114,7 @@ def _not_extra_for(names: FieldNames) -> frozenset[str]:
     return found
 _EMPTY: tuple[str, str, bool] = ("", "", False)
 # Span classes get_current_span() returns as they are (the context's value is one: no isinstance needed).
-_SPAN_TYPES = frozenset((SDK_SPAN, NonRecordingSpan))
+_SPAN_TYPES = frozenset((SDKSpan, NonRecordingSpan))
 # Fields per span context (id -> (context, fields)): a request logs several lines under one span, and
 # a gevent worker interleaves many requests. An entry keeps its context alive, so its id is not reused
 # while cached; dict get/set are atomic across threads and greenlets. Cleared when full.

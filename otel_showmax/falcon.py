@@ -42,7 +42,6 @@ from opentelemetry import trace
 
 # Upstream's private names: the only ones used; tests/test_falcon.py fails loudly if they change.
 from opentelemetry.instrumentation.falcon import FalconInstrumentor
-from opentelemetry.instrumentation.falcon import _InstrumentedFalconAPI as UpstreamApp
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.http import (
     get_custom_headers,
@@ -56,6 +55,7 @@ from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
 from ._instrumentation.request_log import REQUEST_LOG_FIELDS, START_KEY, RequestLogMiddleware
 from ._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from ._upstream import InstrumentedFalconAPI as UpstreamApp
 
 __all__ = [
     "REQUEST_LOG_FIELDS",
@@ -328,7 +328,7 @@ def instrument(
             instrumentor.uninstrument()
         _PROVIDER.provider = tracer_provider
         _app_class = _make_app_class(TracedApp)
-        falcon.App = _app_class  # type: ignore[misc]
+        falcon.App = _app_class  # type: ignore[misc, unused-ignore]
         _watch_asgi()
         _ORIGINAL_APP.__call__ = _call_untraced
 
@@ -393,7 +393,7 @@ def uninstrument() -> None:
         _options = None
         uninstrument_apps()
         if falcon.App is _app_class:
-            falcon.App = _ORIGINAL_APP  # type: ignore[misc]
+            falcon.App = _ORIGINAL_APP  # type: ignore[misc, unused-ignore]
         for app in list(_apps):
             try:
                 app._unprepared_middleware = [m for m in app._unprepared_middleware if m is not _MIDDLEWARE]
@@ -493,7 +493,7 @@ def _watch_asgi() -> None:
 
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
     _asgi_init = (original, own)
-    falcon.asgi.App.__init__ = __init__  # type: ignore[method-assign]
+    falcon.asgi.App.__init__ = __init__  # type: ignore[method-assign, unused-ignore]
 
 
 def _unwatch_asgi() -> None:
@@ -503,7 +503,7 @@ def _unwatch_asgi() -> None:
 
         original, own = _asgi_init
         if own:
-            falcon.asgi.App.__init__ = original  # type: ignore[method-assign]
+            falcon.asgi.App.__init__ = original  # type: ignore[method-assign, unused-ignore]
         else:
             del falcon.asgi.App.__init__
         _asgi_init = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from . import _diag, _setup, _threads, _upstream
+from . import _diag, _selfcheck, _setup, _threads, _upstream
 from ._export import exporters as _exporters
 from ._instrumentation import libraries
 from ._pipeline import log_bridge as _bridge
@@ -48,5 +48,6 @@ def reset(timeout: float = 0.5) -> None:
     _threads.restore_locks()
     _exporters.restore_upstream_loggers()
     _upstream.reset_globals()
+    _selfcheck.reset()
     _setup.clear_state()
     _diag.reset()

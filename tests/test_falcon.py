@@ -579,10 +579,13 @@ def test_falcon_testing_imports_after_instrumenting():
     upstream = _import_falcon_testing_after(
         "from opentelemetry.instrumentation.falcon import FalconInstrumentor; FalconInstrumentor().instrument()"
     )
-    assert upstream.returncode == 1 and "is not a generic class" in upstream.stderr  # negative control
     ours = _import_falcon_testing_after("import otel_showmax.falcon as f; f.instrument()")
     assert (ours.returncode, ours.stdout.strip()) == (0, "404"), ours.stderr
-    assert falcon.App[falcon.Request, falcon.Response] is not None
+    if int(falcon.__version__.split(".")[0]) >= 4:  # falcon 4's App is generic; upstream's replacement is not
+        assert upstream.returncode == 1 and "is not a generic class" in upstream.stderr  # negative control
+        assert falcon.App[falcon.Request, falcon.Response] is not None
+    else:  # falcon 3.1: nothing generic, both import falcon.testing
+        assert (upstream.returncode, upstream.stdout.strip()) == (0, "404"), upstream.stderr
 
 
 # -- same spans as upstream ---------------------------------------------------------------------------

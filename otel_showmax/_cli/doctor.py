@@ -38,7 +38,7 @@ def _config_facts(config: Any) -> dict[str, tuple[Any, str]]:
     data, sources = config.as_dict(), dict(config.sources)
     out: dict[str, tuple[Any, str]] = {}
     for name, value in data.items():
-        if name in ("sources", "provenance", "libraries"):
+        if name in ("sources", "provenance", "libraries", "upstream"):
             continue
         if name in ("traces", "logs", "metrics"):
             for key in _EXPORTER_FIELDS:
@@ -118,6 +118,7 @@ def _inspect(args: Any, report: Report) -> Any:
     report.facts["provenance"] = vars(provenance).copy() if provenance else None
     report.facts["config"] = _config_facts(config)
     report.add(*_libraries(config))
+    report.add(*_upstream_findings(config))
     app = report.facts.pop("_app_object", None)
     if app is not None:
         report.add(*_app_traced(args.app, app))
@@ -144,6 +145,26 @@ def _app_traced(spec: str, app: Any) -> list[Finding]:
                         "create the app after otel_showmax.setup(), or serve otel_showmax.falcon.instrument_app(app)")]
     return [Finding("app", "info", f"{spec} was built before otel_showmax.setup(): it is traced through "
                     "otel_showmax.falcon.instrument_app() from its first request in each worker")]
+
+
+def _upstream_findings(config: Any) -> list[Finding]:
+    """The installed OpenTelemetry versions and which fast paths setup()'s check left on."""
+    upstream = config.upstream
+    if upstream is None:
+        return []
+    report_facts = upstream.as_dict()
+    findings = [Finding("opentelemetry", "ok", "installed: " + ", ".join(
+        f"{name} {version}" for name, version in sorted(report_facts["versions"].items())))]
+    if upstream.out_of_range:
+        findings.append(Finding(
+            "opentelemetry", "warning",
+            f"outside the supported range ({report_facts['supported']['opentelemetry']}, instrumentation "
+            f"{report_facts['supported']['instrumentation']}): upstream's public API path is used",
+            "install a supported OpenTelemetry release (docs/versions.md)"))
+    for name, state in sorted(upstream.fast_paths.items()):
+        if state != "on":
+            findings.append(Finding("opentelemetry", "info", f"{name}: {state}", "upstream's public path is used for it"))
+    return findings
 
 
 def _libraries(config: Any) -> list[Finding]:

@@ -26,6 +26,10 @@ __all__ = ["encode_logs", "encode_logs_counted", "encode_spans", "encode_spans_c
 
 Encoder = Callable[[Sequence[Any]], bytes]
 
+# False when setup() found our encoder's bytes differ from upstream's (otel_showmax/_selfcheck.py):
+# upstream's encoder then encodes everything, with the same item-by-item containment.
+ENCODER_ON = True
+
 
 def _lean_spans(spans: Sequence[Any]) -> bytes:
     return _encode.encode_spans_strict(spans)
@@ -42,25 +46,27 @@ def encode_spans_counted(spans: Sequence[Any]) -> tuple[bytes, int]:
     """
     if type(spans) is not list and type(spans) is not tuple:
         spans = list(spans)
+    lean = _lean_spans if ENCODER_ON else _encode._upstream_spans
     try:
-        return _encode.encode_spans_strict(spans), 0
+        return lean(spans), 0
     except Exception:
         pass
-    return _item_by_item("traces", spans, _lean_spans, _encode._upstream_spans, sanitized_span)
+    return _item_by_item("traces", spans, lean, _encode._upstream_spans, sanitized_span)
 
 
 def encode_logs_counted(records: Sequence[Any]) -> tuple[bytes, int]:
     """An ExportLogsServiceRequest for SDK log records (or the bridge's ``EncodedLogs``) and the
     number of records left out of it."""
-    if type(records) is _encode.EncodedLogs:
+    if type(records) is _encode.EncodedLogs and ENCODER_ON:
         return records.data, 0  # serialized by the bridge (what it could not convert is counted there)
     if type(records) is not list and type(records) is not tuple:
-        records = list(records)
+        records = list(records)  # an EncodedLogs: the bridge's records
+    lean = _lean_logs if ENCODER_ON else _encode._upstream_logs
     try:
-        return _encode.encode_prepared_logs(records), 0
+        return lean(records), 0
     except Exception:
         pass
-    return _item_by_item("logs", records, _lean_logs, _encode._upstream_logs, sanitized_log)
+    return _item_by_item("logs", records, lean, _encode._upstream_logs, sanitized_log)
 
 
 def encode_spans(spans: Sequence[Any]) -> bytes:

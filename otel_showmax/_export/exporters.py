@@ -109,7 +109,7 @@ def _console(signal: str) -> Any:
 
         return ConsoleSpanExporter(out=sys.stderr)
     if signal == "logs":
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+        from .._upstream import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(out=sys.stderr)
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter

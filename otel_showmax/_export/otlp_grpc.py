@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from .._upstream import GrpcOTLPLogExporter as OTLPLogExporter
 from .contain import encode_logs_counted, encode_spans_counted
 
 __all__ = ["LOGS_METHOD", "SPANS_METHOD", "GrpcLogExporter", "GrpcSpanExporter"]
@@ -60,10 +60,10 @@ class GrpcLogExporter(OTLPLogExporter):
 
     def _initialize_channel_and_stub(self) -> None:
         super()._initialize_channel_and_stub()
-        self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)  # type: ignore[assignment]
+        self._client = RawClient(self._channel, LOGS_METHOD, ExportLogsServiceResponse)
 
     invalid_items = 0
 
-    def _translate_data(self, data: Sequence[Any]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Sequence[Any]) -> bytes:
         encoded, self.invalid_items = encode_logs_counted(data)
         return encoded

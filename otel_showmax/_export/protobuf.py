@@ -705,9 +705,9 @@ class EncodedLogs(Sequence[Any]):
 
 
 def _upstream_logs(records: Sequence[Any]) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as upstream
+    from .._upstream import upstream_encode_logs
 
-    return upstream(records).SerializePartialToString()
+    return upstream_encode_logs(records).SerializePartialToString()
 
 
 def encode_logs(records: Sequence[Any]) -> bytes:

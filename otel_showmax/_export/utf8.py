@@ -123,7 +123,7 @@ def _scope(scope: Any) -> Any:
 
 
 def _bounded(items: list[Any], original: Any) -> Any:
-    out: Any = BoundedList(None)
+    out: Any = BoundedList(None)  # type: ignore[arg-type, unused-ignore]
     out._dq.extend(items)
     out.dropped = getattr(original, "dropped", 0)
     return out

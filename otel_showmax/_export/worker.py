@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _diag, _threads
-from .._upstream import stop_retrying
+from .._upstream import SUPPRESS_KEY, stop_retrying
 
 # invalid_item: an item no encoder could take even escaped (docs/bad-input.md); dropped alone, its
 # batch-mates exported.
@@ -262,11 +262,11 @@ class BatchWorker:
     # -- worker thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+        from opentelemetry.context import attach, set_value
 
         # Export calls must not be traced by instrumented HTTP clients, and what they log must not
         # be exported again: the bridge skips records logged while instrumentation is suppressed.
-        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        attach(set_value(SUPPRESS_KEY, True))
         try:
             self._loop()
         except Exception as error:  # pragma: no cover - the loop itself catches export errors

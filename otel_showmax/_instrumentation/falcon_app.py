@@ -84,27 +84,24 @@ from opentelemetry.util.http import (
 
 from .. import _threads
 from .._pipeline.tracer import TrustedAttributes, set_trusted_attributes
-from .._upstream import reads_no_metrics
+from .._upstream import composite_parts, reads_no_metrics
 from . import hub_monitor as _hub_monitor
 from .instruments import BoundHistogram
 from .redaction import HeaderCapture
 
-# -- upstream's private names: the only place they are used; tests/instrumentation/test_falcon_app.py checks them ----
-from opentelemetry.instrumentation._semconv import (  # isort: skip
-    HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
-    _get_schema_url,
-    _OpenTelemetrySemanticConventionStability,
-    _OpenTelemetryStabilitySignalType,
-    _server_active_requests_count_attrs_new,
-    _server_active_requests_count_attrs_old,
-    _server_duration_attrs_new,
-    _server_duration_attrs_old,
-    _StabilityMode,
-)
-from opentelemetry.instrumentation.falcon import _ENVIRON_EXC as EXC_KEY  # isort: skip
-from opentelemetry.instrumentation.falcon import _ENVIRON_SPAN_KEY as SPAN_KEY  # isort: skip
+# -- upstream's private names (otel_showmax/_upstream.py; tests/instrumentation/test_falcon_app.py checks them) ----
+from .._upstream import FALCON_EXC_KEY as EXC_KEY  # isort: skip
+from .._upstream import FALCON_SPAN_KEY as SPAN_KEY  # isort: skip
+from .._upstream import HTTP_DURATION_HISTOGRAM_BUCKETS_NEW  # isort: skip
+from .._upstream import StabilityMode as _StabilityMode  # isort: skip
+from .._upstream import get_schema_url as _get_schema_url  # isort: skip
+from .._upstream import reset_semconv_mode, semconv_mode  # isort: skip
+from .._upstream import server_active_requests_count_attrs_new as _server_active_requests_count_attrs_new  # isort: skip
+from .._upstream import server_active_requests_count_attrs_old as _server_active_requests_count_attrs_old  # isort: skip
+from .._upstream import server_duration_attrs_new as _server_duration_attrs_new  # isort: skip
+from .._upstream import server_duration_attrs_old as _server_duration_attrs_old  # isort: skip
 
-__all__ = ["TraceMiddleware", "TracedApp", "semconv_mode", "uninstrument_apps"]
+__all__ = ["TraceMiddleware", "TracedApp", "reset_semconv_mode", "semconv_mode", "uninstrument_apps"]
 
 SCOPE_NAME = "opentelemetry.instrumentation.falcon"  # upstream's tracer and meter name
 _STATE_KEY = "otel_showmax.fastfalcon"
@@ -133,26 +130,11 @@ def _parent(env: dict[str, Any]) -> Any:
     checked = _propagator_checked
     if checked[0] is not propagator:
         default = type(propagator) is CompositePropagator and [
-            type(p) for p in getattr(propagator, "_propagators", ())] == _DEFAULT_PROPAGATORS
+            type(p) for p in composite_parts(propagator)] == _DEFAULT_PROPAGATORS
         checked[:] = [propagator, default]
     if checked[1] and "HTTP_TRACEPARENT" not in env and "HTTP_BAGGAGE" not in env:
         return Context()
     return extract(env, getter=wsgi_getter)
-
-
-def semconv_mode() -> _StabilityMode:
-    """The HTTP semantic-convention mode, read from OTEL_SEMCONV_STABILITY_OPT_IN once per process."""
-    _OpenTelemetrySemanticConventionStability._initialize()
-    return _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
-        _OpenTelemetryStabilitySignalType.HTTP
-    )
-
-
-def reset_semconv_mode() -> None:
-    """Forget the mode read from the environment, so the next read sees it afresh (tests only)."""
-    with _OpenTelemetrySemanticConventionStability._lock:
-        _OpenTelemetrySemanticConventionStability._initialized = False
-        _OpenTelemetrySemanticConventionStability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING = {}
 
 
 # -- per-app, precomputed: everything upstream recomputes or re-reads per request ---------------------

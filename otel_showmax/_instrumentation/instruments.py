@@ -21,12 +21,14 @@ Equivalence rests on what opentelemetry-sdk 1.45 does, pinned by tests/instrumen
   (``True``, ``1`` and ``1.0`` are equal in Python but are distinct attribute sets for the SDK).
   Only sets of non-empty ``str`` keys and ``str``/``int``/``float``/``bool`` values are cached.
 
-Anything else goes through the SDK's own method per call: a non-SDK instrument (no-op, proxy), another
-SDK version, a disabled meter, a value the SDK would reject, attributes that are not a plain dict,
-and new attribute sets once the cache holds ``cap`` of them.
+Anything else goes through the SDK's own method per call: a non-SDK instrument (no-op, proxy), a
+disabled meter, a value the SDK would reject, attributes that are not a plain dict, new attribute sets
+once the cache holds ``cap`` of them, and every measurement when ``ENABLED`` is False: on SDK versions
+other than ``SUPPORTED_SDK`` unless setup()'s check found the same points (otel_showmax/_selfcheck.py;
+off on 1.40), and outside the supported range.
 
-The private SDK metric names used here are named in tests/instrumentation/test_instruments.py, which fails loudly
-when an SDK release changes them (see otel_showmax/_upstream.py for the other such modules).
+The private SDK metric names used here come from otel_showmax/_upstream.py; tests/instrumentation/test_instruments.py
+fails loudly when an SDK release changes them.
 """
 
 from __future__ import annotations
@@ -35,21 +37,25 @@ from math import isfinite
 from time import time_ns
 from typing import Any
 
-from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import Context, get_current
-from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-from opentelemetry.sdk.metrics._internal.aggregation import (
-    _DropAggregation,
-    _ExplicitBucketHistogramAggregation,
-    _ExponentialBucketHistogramAggregation,
-    _LastValueAggregation,
-    _SumAggregation,
-)
-from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram, _UpDownCounter
-from opentelemetry.sdk.metrics._internal.measurement_consumer import SynchronousMeasurementConsumer
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
 
-__all__ = ["DEFAULT_CAP", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind", "supported_sdk"]
+from .._upstream import DropAggregation as _DropAggregation
+from .._upstream import ExplicitBucketHistogramAggregation as _ExplicitBucketHistogramAggregation
+from .._upstream import ExponentialBucketHistogramAggregation as _ExponentialBucketHistogramAggregation
+from .._upstream import LastValueAggregation as _LastValueAggregation
+from .._upstream import SDKCounter as _Counter
+from .._upstream import SDKHistogram as _Histogram
+from .._upstream import SDKUpDownCounter as _UpDownCounter
+from .._upstream import SumAggregation as _SumAggregation
+from .._upstream import SynchronousMeasurementConsumer
+from .._upstream import clean_attribute_value as _clean_attribute_value
+from .._upstream import hash_attributes as _hash_attributes
+
+__all__ = [
+    "DEFAULT_CAP", "ENABLED", "BoundCounter", "BoundHistogram", "BoundUpDownCounter", "attribute_key", "bind",
+    "supported_sdk",
+]
 
 DEFAULT_CAP = 2048
 SUPPORTED_SDK = ("1.45.",)
@@ -68,8 +74,13 @@ _UNKNOWN: Any = object()  # an aggregation not in _AGGREGATIONS: the SDK's path 
 
 
 def supported_sdk(version: str = SDK_VERSION) -> bool:
-    """Whether the fast path was checked against this opentelemetry-sdk version."""
+    """Whether the golden tests checked the fast path against this opentelemetry-sdk version."""
     return version.startswith(SUPPORTED_SDK)
+
+
+# Whether instruments bound from now on take the fast path: the golden-tested SDK versions, or what
+# setup()'s check found on the installed one (otel_showmax/_selfcheck.py).
+ENABLED = supported_sdk()
 
 
 def attribute_key(attributes: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -105,7 +116,7 @@ class _Bound:
         self._cap = cap
         self._sdk = getattr(instrument, self._method)
         self._enabled = (
-            supported_sdk()
+            ENABLED
             and type(instrument) is self._kind
             and type(instrument._measurement_consumer) is SynchronousMeasurementConsumer
         )

@@ -100,11 +100,11 @@ def _export_workers() -> list[Any]:
         return published
     # setup() calls install() before it publishes its state: reach the workers through the
     # providers it has already installed globally.
-    from opentelemetry import _logs, trace
+    from opentelemetry import trace
 
     workers = []
     for provider, processors in ((trace.get_tracer_provider(), _upstream.span_processors),
-                                 (_logs.get_logger_provider(), _upstream.log_processors)):
+                                 (_upstream.logs_api.get_logger_provider(), _upstream.log_processors)):
         try:
             found = processors(provider)
         except AttributeError:  # not an SDK provider

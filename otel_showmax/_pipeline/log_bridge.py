@@ -20,10 +20,7 @@ from collections.abc import Callable, Sequence
 from time import time_ns
 from typing import Any
 
-from opentelemetry._logs import LogRecord
-from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import get_current
-from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.trace import get_current_span
@@ -41,7 +38,16 @@ from .._export.protobuf import (
 )
 from .._export.utf8 import text_of
 from .._export.utf8 import valid_text as _text
-from .._upstream import SUPPRESS_KEY, std_to_otel
+from .._upstream import (
+    SUPPRESS_KEY,
+    LogRecordDroppedAttributesWarning,
+    LogRecordLimits,
+    ReadWriteLogRecord,
+    log_record_limits,
+    std_to_otel,
+)
+from .._upstream import APILogRecord as LogRecord
+from .._upstream import clean_attribute_value as _clean_attribute_value
 from ..correlation import USER_FIELDS
 
 # The stdlib LogRecord's own attributes: everything else on a record is an ``extra`` attribute.
@@ -62,6 +68,8 @@ _STR = frozenset((str,))
 _EVENT_NAME = "otel.event.name"  # semconv otel_attributes.OTEL_EVENT_NAME (semantic-conventions >= 0.62b0)
 _DEPRECATED_EVENT_NAME = "event.name"  # semconv event_attributes.EVENT_NAME
 _attributes_logger = logging.getLogger("opentelemetry.attributes")  # BoundedAttributes' warnings
+# False when setup() found the direct encoding differs from upstream's (otel_showmax/_selfcheck.py).
+DIRECT_ON = True
 
 
 class _Pending:
@@ -159,6 +167,7 @@ class Converter:
     ) -> None:
         self._resource = resource
         self._limits = limits
+        self._max_count, self._max_len = log_record_limits(limits)
         self._skip = RESERVED | injected | {USER_FIELDS}
         self._scopes: dict[str, InstrumentationScope] = {}
         self.direct = direct
@@ -167,7 +176,7 @@ class Converter:
         self._skip = RESERVED | injected | {USER_FIELDS}
 
     def __call__(self, batch: list[Any]) -> Sequence[Any]:
-        if self.direct:
+        if self.direct and DIRECT_ON:
             try:
                 return self.encode(batch)
             except Exception:  # anything unusual: the reference path (which reports what failed)
@@ -203,8 +212,8 @@ class Converter:
         only_pending = set(map(type, batch)) == _PENDING_ONLY
         by_name: dict[str, list[bytes]] = {}
         by_scope: dict[InstrumentationScope, list[bytes]] = {}
-        max_count = self._limits.max_log_record_attributes
-        max_len = self._limits.max_log_record_attribute_length
+        max_count = self._max_count
+        max_len = self._max_len
         severities: dict[tuple[Any, Any], bytes] = {}  # (levelno, levelname) -> encoded fields
         last_context: Any = None  # records of one request share their context
         trace = b""
@@ -266,13 +275,12 @@ class Converter:
 
     def _bounded(self, attributes: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """``attributes`` and the dropped count as ReadWriteLogRecord's BoundedAttributes leaves them."""
-        limits = self._limits
-        maxlen = limits.max_log_record_attributes
+        maxlen = self._max_count
         if maxlen == 0:
             dropped = len(attributes)
             attributes = {}
         else:
-            max_len = limits.max_log_record_attribute_length
+            max_len = self._max_len
             if not self._plain(attributes, max_len):  # as BoundedAttributes._set_items cleans them
                 cleaned = _clean_attribute_value(attributes, max_len)
                 dropped = len(attributes) - len(cleaned)  # empty keys

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.worker import BatchWorker
-from .._upstream import logger_provider_options
+from .._upstream import LogRecordLimits, LogRecordProcessor, logger_provider_options
 from .log_bridge import BridgeHandler, Converter
 from .providers import ShowmaxLoggerProvider
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 
+from .._upstream import TRACK_MADE, LoggerProvider, remember
 from .tracer import ShowmaxTracer
 
 __all__ = ["ShowmaxLoggerProvider", "ShowmaxMeterProvider", "ShowmaxTracerProvider"]
@@ -33,6 +33,8 @@ class ShowmaxTracerProvider(TracerProvider):
         tracer = super().get_tracer(*args, **kwargs)
         if type(tracer) is Tracer:  # the SDK's tracer, built and cached by the SDK: only its class changes
             tracer.__class__ = ShowmaxTracer
+        if TRACK_MADE:
+            remember(self, tracer)
         return tracer
 
 
@@ -42,6 +44,12 @@ class ShowmaxLoggerProvider(LoggerProvider):
     def _handle_fork(self) -> None:
         self._logger_cache_lock = threading.Lock()
         self._active_loggers_lock = threading.Lock()
+
+    def get_logger(self, *args: Any, **kwargs: Any) -> Any:
+        logger = super().get_logger(*args, **kwargs)
+        if TRACK_MADE:
+            remember(self, logger)
+        return logger
 
 
 class ShowmaxMeterProvider(MeterProvider):

@@ -25,7 +25,10 @@ def build(config: Config) -> Resource:
         "service.name": config.service_name,
         "process.pid": os.getpid(),
     }
-    return Resource.create(attributes)
+    resource = Resource.create(attributes)
+    if INSTANCE_ID not in resource.attributes:  # opentelemetry-sdk 1.40 does not generate one
+        resource = resource.merge(Resource({INSTANCE_ID: str(uuid.uuid4())}))
+    return resource
 
 
 def for_child(config: Config) -> Resource:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, Tracer, _Span, sampling
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, Tracer, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from .._export.processors import WorkerSpanProcessor
+from .._upstream import SDK_KEEPS_NONE, SDKSpan
 
 __all__ = ["ShowmaxTracer", "TrustedAttributes", "set_trusted_attributes"]
 
@@ -102,6 +103,8 @@ class ShowmaxTracer(Tracer):
         count = limits.max_span_attributes
         if count is not None and len(attributes) > count:
             return False
+        if not SDK_KEEPS_NONE and None in attributes.values():  # opentelemetry-sdk 1.40 leaves them out
+            return False
         length = limits.max_span_attribute_length
         return length is None or _short(attributes.values(), length)
 
@@ -113,17 +116,20 @@ class ShowmaxTracer(Tracer):
                                       set_status_on_exception)
         span = super().start_span(name, context, kind, None, links, start_time, record_exception,
                                   set_status_on_exception)
-        if type(span) is _Span:
-            span._attributes._dict.update(attributes)  # type: ignore[union-attr]
+        if type(span) is SDKSpan:
+            span._attributes._dict.update(attributes)  # type: ignore[attr-defined, union-attr, unused-ignore]
+        else:  # not the SDK's span class (another release, or not recording): its own method
+            span.set_attributes(attributes)
         return span
 
 
 def set_trusted_attributes(span: Any, attributes: TrustedAttributes) -> None:
     """``span.set_attributes(attributes)``, storing them as they are when that gives the same span."""
-    if type(span) is _Span:
+    if type(span) is SDKSpan:
         bounded: Any = span._attributes
         length = bounded.max_value_len
-        if length is None or _short(attributes.values(), length):
+        if (length is None or _short(attributes.values(), length)) and (
+                SDK_KEEPS_NONE or None not in attributes.values()):
             target = bounded._dict
             maxlen = bounded.maxlen
             with span._lock:

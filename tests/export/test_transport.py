@@ -1,15 +1,26 @@
-"""OTLP/HTTP exporters post through upstream's urllib3 transport only where that changes nothing."""
+"""OTLP/HTTP exporters post through upstream's urllib3 transport only where that changes nothing.
+
+Exporters 1.40-1.44 have no pluggable transport: they keep their requests.Session, and
+``use_urllib3`` says so (False) — checked here on those releases instead.
+"""
 
 from __future__ import annotations
 
 import pytest
 import requests
-from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 
 from otel_showmax._config import resolve
 from otel_showmax._export import exporters as _exporters
 from otel_showmax._export.otlp_http import HTTPSpanExporter, use_urllib3
+
+try:  # opentelemetry-exporter-otlp-proto-http >= 1.45
+    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+    PLUGGABLE = True
+except ImportError:  # 1.40-1.44: the exporter's own requests.Session, always
+    RequestsHTTPTransport = Urllib3HTTPTransport = requests.Session
+    PLUGGABLE = False
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +31,7 @@ def _no_proxy_env(monkeypatch, tmp_path):
 
 
 def _transport(exporter):
-    return type(exporter._client._transport)
+    return type(exporter._client._transport) if PLUGGABLE else type(exporter._session)
 
 
 def test_plain_http_without_proxy_uses_urllib3_and_exports(receiver):
@@ -49,7 +60,7 @@ def test_a_proxy_in_the_environment_keeps_requests_unless_bypassed(monkeypatch):
     exporter = HTTPSpanExporter(endpoint=endpoint)
     assert use_urllib3(exporter, endpoint) is False
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert use_urllib3(exporter, endpoint) is True
+    assert use_urllib3(exporter, endpoint) is PLUGGABLE
     assert _transport(exporter) is Urllib3HTTPTransport
 
 
@@ -66,7 +77,10 @@ def test_a_session_the_caller_chose_is_kept():
     endpoint = "http://127.0.0.1:4318/v1/traces"
     session = requests.Session()
     exporter = HTTPSpanExporter(endpoint=endpoint, session=session)
-    exporter._client._transport = object()  # e.g. a transport of the caller's
+    if PLUGGABLE:
+        exporter._client._transport = object()  # e.g. a transport of the caller's
+    else:
+        assert exporter._session is session
     assert use_urllib3(exporter, endpoint) is False
 
 
@@ -81,7 +95,7 @@ def test_dead_and_blackholed_collectors_fail_the_export_within_its_timeout(black
     span.end()
     for endpoint in (f"http://127.0.0.1:{free_port()}/v1/traces", blackhole.endpoint + "/v1/traces"):
         exporter = HTTPSpanExporter(endpoint=endpoint, timeout=1)
-        assert use_urllib3(exporter, endpoint) is True
+        assert use_urllib3(exporter, endpoint) is PLUGGABLE
         started = time.monotonic()
         assert exporter.export([span]).name == "FAILURE"
         assert time.monotonic() - started < 5

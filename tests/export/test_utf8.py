@@ -108,5 +108,10 @@ def test_setup_exports_every_span_of_a_batch_with_a_bad_one(receiver):
     names = sorted(s["name"] for s in receiver.spans)
     assert names == sorted([f"s{i}" for i in range(10) if i != 7] + ["s7\\udcff"])
     (five,) = [s for s in receiver.spans if s["name"] == "s5"]
-    assert five["attributes"]["path"] == "/tmp/\\udcff"  # upstream's encoder would drop it
+    from otel_showmax._export import contain
+
+    if contain.ENCODER_ON:
+        assert five["attributes"]["path"] == "/tmp/\\udcff"  # upstream's encoder would drop it
+    else:  # setup()'s check turned our encoder off (opentelemetry 1.40): upstream's drops the attribute alone
+        assert "path" not in five["attributes"]
     assert otel_showmax.dropped()["traces"]["export_failed"] == 0

@@ -35,7 +35,8 @@ def run(*parts: str, env: dict[str, str] | None = None, wrapper: bool = False, p
     code = "\n".join(textwrap.dedent(part) for part in parts)
     if path is not None:
         full["PYTHONPATH"] = os.pathsep.join([str(path), full.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-W", "error", "-c", code]  # a gevent MonkeyPatchWarning is an error
+    # A gevent MonkeyPatchWarning is an error; DeprecationWarning is ignored as pytest does (falcon 3.1 imports cgi).
+    cmd = [sys.executable, "-W", "error", "-W", "ignore::DeprecationWarning", "-c", code]
     if wrapper:
         cmd = [str(BIN / "opentelemetry-instrument"), *cmd]
     done = subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=60)

@@ -30,6 +30,7 @@ LAYERS = {
     "_pipeline": 3,
     "_instrumentation": 4,
     "_setup": 5,
+    "_selfcheck": 5,
     "_cli": 6,
 }
 CORE_MODULES = {"_settings", "_config", "_errors", "_diag", "_threads", "_upstream", "_version"}

@@ -12,10 +12,15 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from otel_showmax import _upstream
 from otel_showmax._pipeline.log_bridge import BridgeHandler, Converter
 
 RESOURCE = Resource.create({"service.name": "golden"})
 
+
+# opentelemetry-instrumentation-logging < 0.62b0 names severities as the stdlib does and keeps event.name as
+# an attribute; ours (and upstream's since) use the OTel names and the record's event_name.
+OLD_HANDLER = _upstream._minor(_upstream.installed_versions().get("opentelemetry-instrumentation", "0.66")) < (0, 62)
 
 def emit_samples(logger: logging.Logger, tracer) -> None:
     logger.info("plain message")
@@ -75,6 +80,12 @@ def test_same_output_as_upstream_logging_handler(logger):
         from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
         ra, rb = LogRecord.FromString(a), LogRecord.FromString(b)
+        if OLD_HANDLER:  # instrumentation-logging 0.61b0: stdlib level names, event.name left an attribute
+            rb.severity_text = {"WARNING": "WARN", "CRITICAL": "FATAL"}.get(rb.severity_text, rb.severity_text)
+            for kv in list(rb.attributes):
+                if kv.key == "event.name":
+                    rb.event_name = kv.value.string_value
+                    rb.attributes.remove(kv)
         assert bool(ra.trace_id) == bool(rb.trace_id)
         for r in (ra, rb):
             r.trace_id, r.span_id, r.time_unix_nano = b"", b"", 0
