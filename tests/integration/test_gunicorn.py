@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 N = 120
 
 
+@pytest.mark.guarantee
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 @pytest.mark.parametrize("entry", ["wrapper", "setup"])
 def test_gevent_workers_export_each_request_once(entry, preload, tmp_path):

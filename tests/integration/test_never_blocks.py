@@ -88,7 +88,8 @@ def serve_and_load(protocol: str, endpoint: str, stats_file: Path):
     return load, json.loads(stats_file.read_text()), exit_s
 
 
-@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+# http/protobuf (the default) is a guarantee test, run on every matrix leg; grpc in the full suite.
+@pytest.mark.parametrize("protocol", [pytest.param("http/protobuf", marks=pytest.mark.guarantee), "grpc"])
 def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path):
     runs: dict[str, list] = {"live": [], "dead": [], "blackhole": []}
     with ReceiverProcess(grpc=protocol == "grpc") as live, Blackhole() as hole:
