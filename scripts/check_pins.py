@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def canonical(name: str) -> str:
@@ -21,8 +22,8 @@ def canonical(name: str) -> str:
 def pins(path: str) -> dict[str, str]:
     """name -> version for each `name==version` line (comments and blank lines ignored)."""
     found = {}
-    for line in open(path, encoding="utf-8"):
-        line = line.split("#", 1)[0].strip()
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, sep, version = line.partition("==")
             if not sep:
@@ -38,7 +39,7 @@ def installed() -> dict[str, str]:
 def main(constraints: str, freeze_before: str) -> int:
     now = installed()
     before: dict[str, str] = {}
-    for line in open(freeze_before, encoding="utf-8"):
+    for line in Path(freeze_before).read_text(encoding="utf-8").splitlines():
         name, sep, version = line.strip().partition("==")
         if sep:
             before[canonical(name)] = version
