@@ -63,12 +63,7 @@ def kind_of(span: dict) -> str:
     return f"{system}:{span['name'].split()[0]}" if system else span["kind"]
 
 
-# One case also runs on every matrix leg (the guarantee marker): uWSGI with setup() in the apps.
-PARAMS = [pytest.param(s, m, id=f"{s}-{m}", marks=pytest.mark.guarantee if (s, m) == ("uwsgi", "setup") else ())
-          for s, m in CASES]
-
-
-@pytest.mark.parametrize(("server", "mode"), PARAMS)
+@pytest.mark.parametrize(("server", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
 def test_every_storefront_request_is_one_complete_trace(tmp_path, server, mode):
     with ReceiverProcess() as receiver, start_redis(tmp_path / "redis.log") as redis_url:
         catalogue_env = telemetry_env(receiver.endpoint, "catalogue", REDIS_URL=redis_url,
