@@ -24,6 +24,16 @@ find_python() {  # find_python 3.10: the path of a python3.10 that runs, from PA
   return 1
 }
 
+pip_logged() {  # pip_logged VENV ARGS...: pip with its output in VENV/pip.log, the gist of it shown on failure
+  local venv=$1
+  shift
+  "$venv/bin/pip" "$@" >>"$venv/pip.log" 2>&1 && return 0
+  echo "matrix: pip $* failed (whole output in $venv/pip.log):" >&2
+  grep -v -E '^ *(Looking in|Requirement already|Collecting|Downloading|Using cached|Obtaining|━|Installing|Checking|Getting|Preparing)' \
+    "$venv/pip.log" | tail -15 >&2
+  return 1
+}
+
 make_venv() {  # make_venv VENV PYTHON [CONSTRAINTS]: a fresh VENV with the checkout's dev extras
   local venv=$1 py=$2 cons=${3:-} want
   want=$({ "$py" -VV; cat pyproject.toml scripts/matrix.sh ${cons:+"$cons"}; } | sha256sum | cut -d' ' -f1)
@@ -32,21 +42,21 @@ make_venv() {  # make_venv VENV PYTHON [CONSTRAINTS]: a fresh VENV with the chec
     return 0
   fi
   rm -rf "$venv"
-  "$py" -m venv "$venv" && "$venv/bin/pip" install --quiet --upgrade pip || return 1
+  "$py" -m venv "$venv" && pip_logged "$venv" install --upgrade pip || return 1
   if [ -n "$cons" ]; then
     # The pins first, then the checkout under the same constraints; check_pins.py checks nothing moved.
-    "$venv/bin/pip" install --quiet -r "$cons" || return 1
+    pip_logged "$venv" install -r "$cons" || return 1
     "$venv/bin/pip" freeze > "$venv/.pins-freeze" || return 1
-    "$venv/bin/pip" install --quiet -e '.[dev]' -c "$cons" || return 1
+    pip_logged "$venv" install -e '.[dev]' -c "$cons" || return 1
   else
-    "$venv/bin/pip" install --quiet -e '.[dev]' || return 1
+    pip_logged "$venv" install -e '.[dev]' || return 1
   fi
   echo "$want" > "$venv/.matrix-stamp"
 }
 
 extra_leg() {  # extra_leg LEG PYTHON [CONSTRAINTS]
   local venv=.venv-$1 status=0 start=$SECONDS
-  make_venv "$venv" "$2" "${3:-}" || { echo "matrix: $1: installing into $venv failed (see above)" >&2; return 1; }
+  make_venv "$venv" "$2" "${3:-}" || { echo "matrix: $1: installing into $venv failed (see above)" >&2; return 3; }
   echo "matrix: $1: $venv ready after $((SECONDS - start)) s"
   if [ -n "${3:-}" ]; then
     "$venv/bin/python" scripts/check_pins.py "$3" "$venv/.pins-freeze" || status=1
@@ -69,14 +79,16 @@ run_leg() {  # run_leg LEG: runs it, prints and records its summary line
     py310 | py313)
       local version=3.${leg#py3}
       if py=$(find_python "$version"); then
-        extra_leg "$leg" "$py" || result=failed
+        extra_leg "$leg" "$py"
+        result=$(outcome $?)
       else
         echo "matrix: $leg: no working python$version on PATH nor in ${PYENV_ROOT:-$HOME/.pyenv}/versions" >&2
         result=skipped
         [ "${CI:-}" = true ] && result=failed
       fi ;;
     oldest)
-      extra_leg oldest "${PYTHON:-python3}" "$OLDEST" || result=failed ;;
+      extra_leg oldest "${PYTHON:-python3}" "$OLDEST"
+      result=$(outcome $?) ;;
   esac
   local line
   if [ -x "$venv/bin/python" ]; then
@@ -86,7 +98,11 @@ run_leg() {  # run_leg LEG: runs it, prints and records its summary line
   fi
   echo "$line"
   SUMMARY+=("$line")
-  [ "$result" != failed ]
+  [ "$result" = passed ] || [ "$result" = skipped ]
+}
+
+outcome() {  # outcome STATUS: the word for extra_leg's exit status
+  case $1 in 0) echo passed ;; 3) echo install-failed ;; *) echo failed ;; esac
 }
 
 legs=("$@")
