@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the test suite in .venv. Under CI=true a skipped test fails the run unless it is on the
-# allow-list in tests/conftest.py, and scripts/check_ran.py fails the run unless the integration and
-# collector tests really ran.
+# Run the test suite in .venv (or $VENV; arguments go to pytest). Under CI=true a skipped test fails
+# the run unless it is on the allow-list in tests/conftest.py, and scripts/check_ran.py fails the run
+# unless the tests that matter really ran: $CHECK_RAN is "full" (integration, collector and guarantee
+# tests; the default) or "guarantee" (a matrix leg: the guarantee tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # System tools the suite uses: wrk (load tests) and openssl (the collector tests' CA). Installed
@@ -18,10 +19,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-report=.pytest-report.xml
+VENV=${VENV:-.venv}
+report=${REPORT:-.pytest-report.xml}
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider --junitxml="$report" "$@" || status=$?
+"$VENV/bin/python" -m pytest -p no:cacheprovider --junitxml="$report" "$@" || status=$?
 if [ "${CI:-}" = "true" ] && [ "$status" -eq 0 ]; then
-  .venv/bin/python scripts/check_ran.py "$report" || status=1
+  if [ "${CHECK_RAN:-full}" = guarantee ]; then
+    "$VENV/bin/python" scripts/check_ran.py --guarantee "$report" || status=1
+  else
+    "$VENV/bin/python" scripts/check_ran.py "$report" || status=1
+  fi
 fi
 exit "$status"

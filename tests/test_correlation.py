@@ -71,6 +71,7 @@ def test_fields_inside_and_outside_a_span():
     assert (unsampled.trace_id, unsampled.span_id, unsampled.trace_sampled) == (trace_id, span_id, False)
 
 
+@pytest.mark.guarantee
 def test_nested_spans_switch_ids(logger):
     correlation.install()
     lg, handler = logger

@@ -184,6 +184,7 @@ def dump(spans) -> str:
 # -- the request log ------------------------------------------------------------------------------------
 
 
+@pytest.mark.guarantee
 def test_one_request_log_per_request_with_the_server_span_ids(traced, sink):
     client = falcon.testing.TestClient(make_app())
     paths = ["/titles/1", "/titles/2", "/nope", "/boom", "/health", "/titles/3", "/health/", "/unavailable"] * 4

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from opentelemetry import trace
 
 import otel_showmax
 
 
+@pytest.mark.guarantee
 def test_child_has_its_own_pipeline_and_pid(receiver):
     otel_showmax.setup(
         endpoint=receiver.endpoint,

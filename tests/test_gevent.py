@@ -37,6 +37,7 @@ def log():
     correlation.uninstall()
 
 
+@pytest.mark.guarantee
 def test_plain_spawn_loses_the_trace_id_ours_keeps_it(log):
     logger, records = log
     with TRACER.start_as_current_span("request") as span:
@@ -147,6 +148,7 @@ def test_check_monkey_patch_reports_ordering_problems():
     )
 
 
+@pytest.mark.guarantee
 def test_concurrent_requests_in_greenlets_keep_their_own_ids(log):
     """Interleaved requests (as under gunicorn -k gevent): every line, also one logged from a greenlet
     the handler spawned (the seed's pattern), carries its own request's trace id."""

@@ -52,6 +52,7 @@ def test_a_thousand_calls_leave_one_pipeline(dead_endpoint):
     assert otel_showmax.is_configured()
 
 
+@pytest.mark.guarantee
 def test_sixteen_threads_at_once_leave_one_pipeline(dead_endpoint):
     results = []
     barrier = threading.Barrier(16)
@@ -106,6 +107,7 @@ def test_get_logger_adds_no_handler(dead_endpoint):
     assert len(bridge_handlers()) == 1
 
 
+@pytest.mark.guarantee
 def test_logging_reconfiguration_keeps_exactly_one_bridge(dead_endpoint):
     import logging.config
 
@@ -141,6 +143,7 @@ def test_sdk_disabled_configures_nothing(monkeypatch):
     assert otel_showmax.shutdown() is True
 
 
+@pytest.mark.guarantee
 def test_shutdown_runs_once(dead_endpoint):
     otel_showmax.setup(endpoint=dead_endpoint, shutdown_timeout=0.3)
     assert _setup.get_state().shutdown_pid is None

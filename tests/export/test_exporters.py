@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from opentelemetry import trace
 
 import otel_showmax
@@ -49,6 +50,7 @@ def test_shutdown_delivers_everything_queued_to_a_live_receiver(receiver):
     assert otel_showmax.dropped()["traces"] == {"queue_full": 0, "export_failed": 0, "shutdown": 0, "invalid_item": 0}
 
 
+@pytest.mark.guarantee
 def test_shutdown_returns_within_its_budget_against_a_blackhole(blackhole):
     otel_showmax.setup(endpoint=blackhole.endpoint, shutdown_timeout=1.0, metrics_exporter="none")
     make_spans(50)
@@ -61,6 +63,7 @@ def test_shutdown_returns_within_its_budget_against_a_blackhole(blackhole):
     assert dropped["traces"]["shutdown"] + dropped["traces"]["export_failed"] == 50
 
 
+@pytest.mark.guarantee
 def test_overflow_reports_exactly_the_number_dropped(blackhole):
     queue = 100
     otel_showmax.setup(
@@ -93,6 +96,7 @@ def test_unsampled_spans_are_not_queued(receiver):
     assert receiver.spans == []
 
 
+@pytest.mark.guarantee
 def test_the_collector_answering_503_never_raises_into_the_app(receiver):
     receiver.set_mode("status:503")
     otel_showmax.setup(endpoint=receiver.endpoint, timeout=0.5, shutdown_timeout=2, metrics_exporter="none")

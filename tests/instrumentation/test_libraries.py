@@ -138,6 +138,7 @@ def test_without_patch_all_they_are_on_before_the_first_request():
     assert report["requests_on"] is True and report["pending"] is False
 
 
+@pytest.mark.guarantee
 def test_under_the_wrapper_its_loader_turns_them_on_exactly_once():
     report, stderr = run("""
         import sys

@@ -27,6 +27,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.guarantee
 def test_request_logs_carry_their_trace_and_incoming_context_is_continued(tmp_path):
     rng = random.Random(1234)
     jobs = []

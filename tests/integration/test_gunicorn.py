@@ -18,8 +18,14 @@ pytestmark = pytest.mark.integration
 N = 120
 
 
-@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
-@pytest.mark.parametrize("entry", ["wrapper", "setup"])
+# Two of the four combinations are guarantee tests, run on every matrix leg: the wrapper configuring
+# a --preload master that then forks, and setup() in each worker.
+@pytest.mark.parametrize(("entry", "preload"), [
+    pytest.param("wrapper", False, id="wrapper-no-preload"),
+    pytest.param("wrapper", True, id="wrapper-preload", marks=pytest.mark.guarantee),
+    pytest.param("setup", False, id="setup-no-preload", marks=pytest.mark.guarantee),
+    pytest.param("setup", True, id="setup-preload"),
+])
 def test_gevent_workers_export_each_request_once(entry, preload, tmp_path):
     with ReceiverProcess() as receiver:
         env = telemetry_env(receiver.endpoint)

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 N = 120
 
 
+@pytest.mark.guarantee
 @pytest.mark.parametrize(
     ("lazy_apps", "stop"),
     [(True, "SIGTERM"), (False, "SIGINT")],

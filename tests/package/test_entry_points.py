@@ -50,6 +50,7 @@ SCENARIOS = [
 ]
 
 
+@pytest.mark.guarantee
 @pytest.mark.parametrize(("scenario", "wrapper", "env"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_exactly_one_record_per_log_call(receiver, scenario, wrapper, env):
     done = run(scenario, receiver.endpoint, wrapper, env)

@@ -96,6 +96,7 @@ def test_same_output_as_upstream_logging_handler(logger):
         assert ra == rb
 
 
+@pytest.mark.guarantee
 def test_record_inside_a_span_carries_its_ids(logger):
     tracer = TracerProvider(resource=RESOURCE).get_tracer("ids")
     queued: list = []

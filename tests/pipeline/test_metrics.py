@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from opentelemetry import metrics
 
 import otel_showmax
@@ -57,6 +58,7 @@ def test_drop_counters_are_exported_as_metrics(receiver, blackhole):
     assert seen == expected
 
 
+@pytest.mark.guarantee
 def test_metrics_shutdown_is_bounded_against_a_blackhole(blackhole):
     otel_showmax.setup(
         endpoint=blackhole.endpoint, metric_export_interval_ms=60_000, shutdown_timeout=1.0,
