@@ -105,6 +105,7 @@ hash_attributes: Callable[[Any], Any] = _private("opentelemetry.sdk.metrics._int
 METRIC_KEYS_BY_TYPE = hash_attributes is not _frozen_items
 
 __all__ = [
+    "AGGREGATION_LOCK_MODULES",
     "INSTRUMENTATION_RANGE",
     "LAZY_NAMES",
     "METRIC_KEYS_BY_TYPE",
@@ -112,6 +113,7 @@ __all__ = [
     "SDK_KEEPS_NONE",
     "SDK_RANGE",
     "SPAN_KEY",
+    "SPAN_LOCK_MODULES",
     "SUPPRESS_KEY",
     "TRACK_MADE",
     "APILogRecord",
@@ -344,6 +346,12 @@ def log_processors(provider: Any) -> list[Any]:
     return list(provider._multi_log_record_processor._log_record_processors)
 
 
+# SDK modules whose locks guard only dict/list/arithmetic work (otel_showmax._threads.use_real_locks).
+SPAN_LOCK_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.attributes", "opentelemetry.sdk.util")
+AGGREGATION_LOCK_MODULES = ("opentelemetry.sdk.metrics._internal.aggregation",
+                            "opentelemetry.sdk.metrics._internal.exemplar.exemplar_reservoir")
+
+
 def composite_parts(propagator: Any) -> tuple[Any, ...]:
     """The propagators inside a ``CompositePropagator`` (empty when that attribute moved)."""
     return tuple(getattr(propagator, "_propagators", ()))
@@ -353,7 +361,15 @@ def reads_no_metrics(provider: Any) -> bool:
     """Whether ``provider`` is an SDK MeterProvider built without readers (they are fixed at construction)."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    return isinstance(provider, MeterProvider) and not provider._metric_readers
+    if not isinstance(provider, MeterProvider):
+        return False
+    config = getattr(provider, "_sdk_config", None)  # every supported release: SdkConfiguration.metric_readers
+    readers = getattr(config, "metric_readers", None)
+    if readers is None:
+        readers = getattr(provider, "_metric_readers", ())
+    return not readers
+
+
 def log_record_limits(limits: Any) -> tuple[int | None, int | None]:
     """A ``LogRecordLimits``' attribute count and value length limits for log records.
 

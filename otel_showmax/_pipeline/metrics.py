@@ -14,13 +14,8 @@ from .. import _diag, _threads
 from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.worker import Event, Stats
-from .._upstream import SUPPRESS_KEY, metric_preferences, stop_retrying
+from .._upstream import AGGREGATION_LOCK_MODULES, SUPPRESS_KEY, metric_preferences, stop_retrying
 from .providers import ShowmaxMeterProvider
-
-# Modules whose locks guard one aggregation's or exemplar reservoir's arithmetic (no I/O while held).
-AGGREGATION_LOCK_MODULES = (
-    "opentelemetry.sdk.metrics._internal.aggregation", "opentelemetry.sdk.metrics._internal.exemplar.exemplar_reservoir",
-)
 
 
 class PeriodicReader(MetricReader):

@@ -10,10 +10,8 @@ from .._config import Config
 from .._export.exporters import make_exporter
 from .._export.processors import WorkerSpanProcessor
 from .._export.worker import BatchWorker
+from .._upstream import SPAN_LOCK_MODULES
 from .providers import ShowmaxTracerProvider
-
-# Modules whose locks guard only a span's own state (no I/O, no greenlet switch while held).
-SPAN_LOCK_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.attributes", "opentelemetry.sdk.util")
 
 
 def sampler(config: Config) -> sampling.Sampler:
