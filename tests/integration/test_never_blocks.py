@@ -119,8 +119,11 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
         p99 = statistics.mean(load.p99_ms for load, _, _ in runs[mode])
         assert rps >= 0.8 * live_rps, (mode, runs[mode], live_rps)
         # Coarse latency ratios (2 noisy cores): a request waiting on the collector would add
-        # the export timeout (10 s) to p50/p99, far beyond these bounds.
-        assert p50 <= 2.0 * live_p50 + 2.0, (mode, runs[mode], live_p50)
+        # the export timeout (10 s) to p50/p99, far beyond these bounds. A saturated gevent worker's
+        # p50 is bimodal between runs of the same set-up (~0.4 ms or ~one turn of the 16 connections,
+        # 16 / rps): one such turn at the live rate is allowed on top.
+        turn_ms = 1000.0 * 16 / live_rps
+        assert p50 <= 2.0 * live_p50 + 2.0 + turn_ms, (mode, runs[mode], live_p50, turn_ms)
         assert p99 <= 3.0 * live_p99 + 10.0, (mode, runs[mode], live_p99)
         for load, stats, exit_s in runs[mode]:
             assert load.errors == 0
