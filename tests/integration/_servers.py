@@ -282,7 +282,10 @@ def start_uwsgi(env: dict[str, str], output: Path, *, module: str = "catalogue",
     port = free_port()
     cmd = [UWSGI, "--module", module, "--callable", "app", "--http-socket", f"127.0.0.1:{port}",
            "--master", "--processes", str(workers), "--gevent", str(gevent), "--disable-logging",
-           "--pythonpath", str(EXAMPLE), "--pythonpath", str(ROOT), "--worker-reload-mercy", "15"]
+           "--pythonpath", str(EXAMPLE), "--pythonpath", str(ROOT), "--worker-reload-mercy", "15",
+           # http-socket closes after each response without saying so: a pooling client (the
+           # storefront's requests.Session) could reuse a connection uWSGI is closing (reset, 502).
+           "--add-header", "Connection: close"]
     for path in pythonpath:
         cmd += ["--pythonpath", str(path)]
     if lazy_apps:
