@@ -185,14 +185,19 @@ def run_receive(host: str, port: int, grpc_port: int | None, jsonl: str | None, 
 
 
 def _serve(assembler: TraceAssembler, duration: float | None) -> None:
-    done = threading.Event()
+    # The handler only appends to a list: a handler taking a lock (Event.set) can deadlock when the
+    # signal arrives while this thread holds that lock inside Event.wait.
+    stop: list[int] = []
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: done.set())
+            previous[sig] = signal.signal(sig, lambda signum, _frame: stop.append(signum))
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        while not done.wait(0.2):
+        while not stop:
+            time.sleep(0.2)
+            if stop:
+                break
             try:
                 assembler.flush()
             except Exception as exc:  # never exit on what a client sent

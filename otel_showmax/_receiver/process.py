@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process goes away")
     args = parser.parse_args(argv)
 
-    done = threading.Event()
+    stop: list[int] = []  # the handler takes no lock: Event.set there can deadlock against Event.wait
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
     parent = os.getppid()
     http = OTLPReceiver(args.host, args.port, args.mode, jsonl_path=args.jsonl).start()
     grpc_receiver: OTLPGrpcReceiver | None = None
@@ -92,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             _write_atomically(args.port_file, str(http.port))
         print(f"otel_showmax receiver: OTLP/HTTP on {http.endpoint}"
               + (f", OTLP/gRPC on {grpc_receiver.endpoint}" if grpc_receiver else ""), file=sys.stderr, flush=True)
-        while not done.wait(0.2):
+        while not stop:
+            time.sleep(0.2)
             if args.exit_with_parent and os.getppid() != parent:
                 break
     finally:
