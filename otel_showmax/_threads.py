@@ -25,6 +25,23 @@ def allocate_lock() -> Any:
     return _original("allocate_lock")()
 
 
+IMPORTS = allocate_lock()
+"""Held while this process imports a library graph for the first time off the main path: the export
+thread making its exporter (requests, urllib3, grpc) and the instrumentors turned on before the first
+request. Two threads importing the same packages at once can get each other's half-initialised
+modules (importlib's deadlock detection hands one of them the partial module: ``ImportError:
+cannot import name ... from partially initialized module``). Not re-entrant; never nest."""
+
+
+def hold_imports_cooperatively() -> None:
+    """Acquire ``IMPORTS`` from a request greenlet: poll, and sleep in between (a greenlet switch
+    under gevent's patched ``time``), so the hub keeps serving while the export thread imports."""
+    import time
+
+    while not IMPORTS.acquire(False):
+        time.sleep(0.005)
+
+
 def start_thread(target: Callable[[], None]) -> int:
     """Start ``target`` on a new real OS thread; return its ident."""
     return _original("start_new_thread")(target, ())

@@ -327,7 +327,8 @@ class BatchWorker:
         invalid = 0  # items left out of the request because no encoder could take them
         try:
             if self._exporter is None:
-                self._exporter = self._make_exporter()
+                with _threads.IMPORTS:  # its first imports never overlap a request's (see _threads)
+                    self._exporter = self._make_exporter()
             exporter = self._exporter
             items = self._prepare(batch) if self._prepare else batch
             invalid = len(batch) - len(items)  # what prepare could not convert, each counted once

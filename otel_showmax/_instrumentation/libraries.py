@@ -104,11 +104,17 @@ def run_pending() -> None:
         actions = list(_waiting)
         _waiting.clear()
         pending = False
-    for action in actions:
-        try:
-            action()
-        except Exception as error:  # never break a request
-            _diag.warn("instrumentations_deferred", "instrumentations not turned on: %r", error)
+    if not actions:
+        return
+    _threads.hold_imports_cooperatively()  # not while the export thread imports requests (see _threads)
+    try:
+        for action in actions:
+            try:
+                action()
+            except Exception as error:  # never break a request
+                _diag.warn("instrumentations_deferred", "instrumentations not turned on: %r", error)
+    finally:
+        _threads.IMPORTS.release()
 
 
 def _warn_unknown(names: tuple[str, ...], setting: str) -> None:

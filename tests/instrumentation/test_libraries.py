@@ -162,3 +162,35 @@ def test_reset_turns_them_off_again():
         otel_showmax.setup(service_name="libs", instrumentations="none")
     """, REPORT)
     assert report["requests_on"] is False
+
+
+def test_deferred_instrumentors_wait_while_the_export_thread_imports():
+    """Two threads importing the same packages at once can see half-initialised modules; the export
+    thread's first imports and the deferred instrumentors take turns (otel_showmax._threads.IMPORTS)."""
+    import threading
+    import time
+
+    from otel_showmax import _threads
+    from otel_showmax._instrumentation import libraries
+
+    order: list[str] = []
+    holding = threading.Event()
+
+    def export_thread_imports():
+        with _threads.IMPORTS:
+            holding.set()
+            time.sleep(0.3)
+            order.append("exporter imported")
+
+    thread = threading.Thread(target=export_thread_imports)
+    thread.start()
+    assert holding.wait(5)
+    libraries._waiting.append(lambda: order.append("instrumentors on"))
+    started = time.monotonic()
+    libraries.run_pending()
+    waited = time.monotonic() - started
+    thread.join(5)
+    assert order == ["exporter imported", "instrumentors on"]
+    assert 0.15 < waited < 5
+    assert _threads.IMPORTS.acquire(False)  # released again
+    _threads.IMPORTS.release()
