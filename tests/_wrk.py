@@ -17,7 +17,9 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    max_ms: float = 0.0
     max_lag_ms: float = 0.0
+    paced_p99_ms: float = 0.0
 
 
 def _ms(text: str) -> float:
@@ -43,9 +45,10 @@ def wrk(url: str, seconds: float = 4, connections: int = 16, threads: int = 1) -
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    max_ms = _ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out).group(1))
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(x) for x in m.groups())
-    return Load(requests, rps, p50, p99, errors)
+    return Load(requests, rps, p50, p99, errors, max_ms)

@@ -38,17 +38,18 @@ def get_json(port: int, path: str) -> dict:
         conn.close()
 
 
-def paced_load(port: int, seconds: float, clients: int = 4, pause: float = 0.01) -> int:
-    """Each client: one request, then a short pause; about 300 requests/s in all."""
-    done = []
+def paced_load(port: int, seconds: float, clients: int = 4, pause: float = 0.01) -> list[float]:
+    """Each client: one request, then a short pause; about 300 requests/s in all. Returns latencies in ms."""
+    latencies: list[float] = []
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            start = time.perf_counter()
             conn.request("GET", "/titles")
             assert conn.getresponse().read()
-            done.append(1)
+            latencies.append(1000.0 * (time.perf_counter() - start))
             time.sleep(pause)
         conn.close()
 
@@ -57,7 +58,7 @@ def paced_load(port: int, seconds: float, clients: int = 4, pause: float = 0.01)
         t.start()
     for t in threads:
         t.join(seconds + 30)
-    return len(done)
+    return latencies
 
 
 def serve_and_load(protocol: str, endpoint: str, stats_file: Path):
@@ -81,9 +82,11 @@ def serve_and_load(protocol: str, endpoint: str, stats_file: Path):
         wait_port(port)
         wrk(f"http://127.0.0.1:{port}/titles", seconds=1)  # warm-up
         load = wrk(f"http://127.0.0.1:{port}/titles", seconds=4)
-        # Hub stalls are measured under a paced load: a saturated loop has queueing delay of its own.
+        # Hub stalls and the latency tail are measured under a paced load: a saturated gevent worker
+        # serves its connections unfairly (p99 swings between ~100 ms and ~1 s from run to run, bare too).
         get_json(port, "/lag")
-        paced_load(port, seconds=3)
+        latencies = sorted(paced_load(port, seconds=3))
+        load.paced_p99_ms = latencies[int(0.99 * (len(latencies) - 1))]
         load.max_lag_ms = get_json(port, "/lag")["max_lag_ms"]
     finally:
         exit_s = stop_process(proc, signal.SIGTERM, timeout=40)
@@ -112,21 +115,22 @@ def test_dead_and_blackholed_collectors_do_not_slow_requests(protocol, tmp_path)
     assert spans_live == served_live
     live_rps = statistics.mean(load.rps for load, _, _ in runs["live"])
     live_p50 = statistics.mean(load.p50_ms for load, _, _ in runs["live"])
-    live_p99 = statistics.mean(load.p99_ms for load, _, _ in runs["live"])
+    live_p99 = statistics.mean(load.paced_p99_ms for load, _, _ in runs["live"])
     for mode in ("dead", "blackhole"):
         rps = statistics.mean(load.rps for load, _, _ in runs[mode])
         p50 = statistics.mean(load.p50_ms for load, _, _ in runs[mode])
-        p99 = statistics.mean(load.p99_ms for load, _, _ in runs[mode])
+        p99 = statistics.mean(load.paced_p99_ms for load, _, _ in runs[mode])
         assert rps >= 0.8 * live_rps, (mode, runs[mode], live_rps)
         # Coarse latency ratios (2 noisy cores): a request waiting on the collector would add
-        # the export timeout (10 s) to p50/p99, far beyond these bounds. A saturated gevent worker's
-        # p50 is bimodal between runs of the same set-up (~0.4 ms or ~one turn of the 16 connections,
+        # the export timeout (10 s) to p50, to the paced p99 or to the saturated maximum. A saturated
+        # gevent worker's p50 is bimodal between runs of the same set-up (~0.4 ms or ~one turn of the 16 connections,
         # 16 / rps): one such turn at the live rate is allowed on top.
         turn_ms = 1000.0 * 16 / live_rps
         assert p50 <= 2.0 * live_p50 + 2.0 + turn_ms, (mode, runs[mode], live_p50, turn_ms)
         assert p99 <= 3.0 * live_p99 + 10.0, (mode, runs[mode], live_p99)
         for load, stats, exit_s in runs[mode]:
             assert load.errors == 0
+            assert load.max_ms < 5000, (mode, load)  # half the export timeout
             assert load.max_lag_ms < 100, (mode, load)
             assert exit_s <= 6.0, (mode, exit_s)  # SIGTERM to the master until it has exited
             dropped = stats["dropped"]["traces"]
