@@ -23,9 +23,11 @@ MODE = os.environ.get("BENCH_APP_MODE", "plain")
 
 # Explicitly, not basicConfig(): that does nothing when a wrapper already put a handler on the root
 # logger, and every configuration must write the same local line.
+# BENCH_LOCAL_LOG=0: no local handler (the records go to the OTel bridge only, if it is set up).
 _local = logging.StreamHandler(sys.stderr)
 _local.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-logging.getLogger().addHandler(_local)
+if os.environ.get("BENCH_LOCAL_LOG", "1") != "0":
+    logging.getLogger().addHandler(_local)
 logging.getLogger().setLevel(logging.INFO)
 
 

@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/profile_request.py                  # the step table (5 alternated rounds)
     .venv/bin/python benchmarks/profile_request.py --profile ours   # + cProfile of one step
     .venv/bin/python benchmarks/profile_request.py --steps bare,ours --rounds 9
+    .venv/bin/python benchmarks/profile_request.py --steps ours --no-local-log   # no local log handler
+    .venv/bin/python benchmarks/profile_request.py --steps ours --rounds 15 --baseline /path/to/main-checkout
 
 The catalogue list endpoint (benchmarks/catalogue_app.py's handler: 20 titles as JSON, one
 application log line) is called through its WSGI callable without a server, so only the app and
@@ -135,7 +137,8 @@ def child(step: str, requests: int, endpoint: str, profile: str | None) -> dict[
     root.setLevel(logging.INFO)
     local = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the child
     local.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root.addHandler(local)
+    if os.environ.get("BENCH_LOCAL_LOG", "1") != "0":  # --no-local-log: the OTel bridge is the only handler
+        root.addHandler(local)
     # steps added by a caller (extra settings on top of ours) run as otel_showmax steps
     kind = STEPS[step][1] if step in STEPS else ("ours" if step.startswith("ours") else "bare")
     flush: Any = lambda: None  # noqa: E731
@@ -355,14 +358,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gevent", action="store_true",
                         help="monkey-patch with gevent in each child first, as gunicorn -k gevent does")
     parser.add_argument("--quick", action="store_true", help="2 rounds x 1,000 requests")
+    parser.add_argument("--baseline", metavar="CHECKOUT",
+                        help="also run each step with the otel_showmax of another checkout (e.g. main's), "
+                             "alternated with ours child by child; prints the per-round differences")
+    parser.add_argument("--no-local-log", action="store_true",
+                        help="no local log handler on the root logger (records go to the OTel bridge only)")
     args = parser.parse_args(argv)
     if args.gevent:
         os.environ["BENCH_GEVENT"] = "1"  # children inherit it
+    if args.no_local_log:
+        os.environ["BENCH_LOCAL_LOG"] = "0"  # children inherit it
     if args.quick:
         args.rounds, args.requests = 2, 1000
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if args.ablations:
         steps = ["bare", "ours", *ABLATIONS, "up_logs"]
+
+    if args.baseline:  # "<step>@base": the same step, the other checkout's package first on the path
+        checkout = str(Path(args.baseline).resolve())
+        for step in list(steps):
+            desc, kind, env = STEPS[step]
+            STEPS[f"{step}@base"] = (f"{desc} [{checkout}]", kind, {**env, "PYTHONPATH": checkout})
+        steps = [name for step in steps for name in (f"{step}@base", step)]
 
     from otel_showmax.receiver import ReceiverProcess
 
@@ -388,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     base = results.get("bare")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {when}; "
-             f"{args.rounds} alternated rounds x {args.requests} requests (medians).", "",
+             f"{args.rounds} alternated rounds x {args.requests} requests (medians)"
+             f"{'; no local log handler' if args.no_local_log else ''}.", "",
              "| step | request µs | added | process CPU µs (export threads incl.) | added | CPU ratio to bare |",
              "|---|---|---|---|---|---|"]
     prev: dict[str, float] = {}
@@ -414,6 +432,17 @@ def main(argv: list[str] | None = None) -> int:
         prev[family] = (req, cpu)
         if family == "bare":
             prev["bare"] = (req, cpu)
+    if args.baseline:
+        lines += ["", "| step | round | request µs: ours - baseline | process CPU µs: ours - baseline |",
+                  "|---|---|---|---|"]
+        for step in steps[1::2]:
+            pairs = list(zip(results[f"{step}@base"], results[step], strict=True))
+            for rnd, (old, new) in enumerate(pairs, 1):
+                lines.append(f"| {step} | {rnd} | {new['request_us'] - old['request_us']:+.1f} | "
+                             f"{new['process_cpu_us'] - old['process_cpu_us']:+.1f} |")
+            lines.append(f"| {step} | median | "
+                         f"{statistics.median(n['request_us'] - o['request_us'] for o, n in pairs):+.1f} | "
+                         f"{statistics.median(n['process_cpu_us'] - o['process_cpu_us'] for o, n in pairs):+.1f} |")
     print("\n".join(lines))
     for text in pyspy_text:
         print(text)
