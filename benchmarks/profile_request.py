@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {STEPS[step][0]} | {req:.0f} | {added_req} | {cpu:.0f} | {added_cpu} | {ratio:.2f} |")
             continue
         ref = prev.get(family, prev.get("bare"))
-        added_req = f"+{req - ref[0]:.0f}" if ref else "—"
-        added_cpu = f"+{cpu - ref[1]:.0f}" if ref else "—"
+        added_req = f"{req - ref[0]:+.0f}" if ref else "—"
+        added_cpu = f"{cpu - ref[1]:+.0f}" if ref else "—"
         ratio = (statistics.median(r["process_cpu_us"] / b["process_cpu_us"] for r, b in zip(rs, base, strict=True))
                  if base else float("nan"))
         lines.append(f"| {STEPS[step][0]} | {req:.0f} | {added_req} | {cpu:.0f} | {added_cpu} | {ratio:.2f} |")
