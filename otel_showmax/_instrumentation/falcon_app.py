@@ -467,12 +467,21 @@ class ResponseStep:
             capture = plan.capture_response if extension is None else extension.response_headers
             if capture and (plan.capture_response_late or extension is not None):
                 try:
-                    set_trusted_attributes(span, capture.from_items(resp.headers.items()))
+                    _set_headers(span, capture.from_items(resp.headers.items()))
                 except Exception as error:
                     _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
         hook = plan.response_hook
         if hook:
             hook(span, req, resp)
+
+
+def _set_headers(span: Any, attributes: TrustedAttributes) -> None:
+    # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes them as
+    # they are (set_trusted_attributes); any other value type goes the SDK's way.
+    if all(type(value[0]) is str for value in attributes.values()):
+        set_trusted_attributes(span, attributes)
+    else:
+        span.set_attributes({key: list(value) for key, value in attributes.items()})
 
 
 class _RequestStep(ResponseStep):
