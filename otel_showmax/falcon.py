@@ -31,7 +31,6 @@ import re
 import threading
 import types
 import warnings
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from time import perf_counter
@@ -53,8 +52,7 @@ from . import _diag
 from ._instrumentation import libraries
 from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
-from ._instrumentation.request_log import REQUEST_LOG_FIELDS, START_KEY, RequestLogMiddleware
-from ._pipeline.tracer import TrustedAttributes, set_trusted_attributes
+from ._instrumentation.request_log import REQUEST_LOG_FIELDS, RequestLogMiddleware
 from ._upstream import InstrumentedFalconAPI as UpstreamApp
 
 __all__ = [
@@ -102,7 +100,6 @@ class _Options:
 
 _lock = threading.RLock()
 _options: _Options | None = None
-_apps: weakref.WeakSet[Any] = weakref.WeakSet()
 _app_class: Any = None
 _asgi_init: Any = None
 
@@ -161,43 +158,14 @@ def _redact_attributes(attributes: dict[str, Any]) -> None:
             attributes[key] = options.redactor.target(value) if key != "url.query" else options.redactor.query(value)
 
 
-# -- hooks called by upstream's trace middleware --------------------------------------------------------
+# -- the request log, called in the app's response step -------------------------------------------------
 
 
-def _request_hook(span: Any, req: Any) -> None:
-    options = _options
-    if options is None or not options.request_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
-        return
+def _write_request_log(env: dict[str, Any], req: Any, resp: Any, start: float, options: Any) -> None:
     try:
-        attributes = options.request_headers.from_environ(req.env)
-        if attributes:
-            _set_headers(span, attributes)
-    except Exception as error:
-        _diag.warn("falcon_request_hook", "request headers not captured: %r", error)
-
-
-def _set_headers(span: Any, attributes: TrustedAttributes) -> None:
-    # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes them as
-    # they are (set_trusted_attributes); any other value type goes the SDK's way.
-    if all(type(value[0]) is str for value in attributes.values()):
-        set_trusted_attributes(span, attributes)
-    else:
-        span.set_attributes({key: list(value) for key, value in attributes.items()})
-
-
-def _response_hook(span: Any, req: Any, resp: Any) -> None:
-    options = _options
-    if options is None or not options.response_headers or not span.is_recording() or span.kind != SpanKind.SERVER:
-        return
-    try:
-        attributes = options.response_headers.from_items(resp.headers.items())
-        if attributes:
-            _set_headers(span, attributes)
-    except Exception as error:
-        _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
-
-
-_MIDDLEWARE = RequestLogMiddleware(lambda: _options)
+        RequestLogMiddleware._finish(env, req, resp, start, options)
+    except Exception as error:  # never break the request
+        _diag.warn("falcon_request_log", "request log not written: %r", error)
 
 
 # -- the app class in falcon.App while instrumented -----------------------------------------------------
@@ -211,17 +179,8 @@ def _make_app_class(upstream: type) -> type:
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            middleware = kwargs.get("middleware")
-            if middleware is None:
-                middleware = []
-            elif not isinstance(middleware, (list, tuple)):
-                middleware = [middleware]
-            kwargs["middleware"] = [_MIDDLEWARE, *middleware]
-            kwargs["_otel_opts"] = {
-                "tracer_provider": _PROVIDER, "request_hook": _request_hook, "response_hook": _response_hook,
-            }
+            kwargs["_otel_opts"] = {"tracer_provider": _PROVIDER, "request_log": _write_request_log}
             TracedApp.__init__(self, *args, **kwargs)
-            _apps.add(self)
 
         def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
             if libraries.pending:  # library instrumentors waited for gevent: on before the first request
@@ -229,11 +188,14 @@ def _make_app_class(upstream: type) -> type:
             options = _options
             if options is None or not self._is_instrumented_by_opentelemetry:
                 return _ORIGINAL_CALL(self, env, start_response)
+            path = env.get("PATH_INFO", "/")
             excluded = options.excluded
-            if excluded is not None and excluded.search(env.get("PATH_INFO", "/")):
+            if excluded is not None and excluded.search(path):
                 return _ORIGINAL_CALL(self, env, start_response)
-            env[START_KEY] = perf_counter()
-            return super().__call__(env, start_response)
+            if self._otel_plan.excluded.url_disabled(path):  # upstream's own environment variable
+                return self._otel_next_call(self, env, start_response)
+            # Header capture from these options, the request log with them (TracedApp's response step).
+            return self._otel_serve(env, start_response, options, perf_counter())
 
         def _python_error_handler(self, req: Any, resp: Any, error: Exception, params: Any) -> None:
             # falcon writes the failing request's query string to wsgi.errors: redact it there too.
@@ -394,15 +356,6 @@ def uninstrument() -> None:
         uninstrument_apps()
         if falcon.App is _app_class:
             falcon.App = _ORIGINAL_APP  # type: ignore[misc, unused-ignore]
-        for app in list(_apps):
-            try:
-                app._unprepared_middleware = [m for m in app._unprepared_middleware if m is not _MIDDLEWARE]
-                app._middleware = app._prepare_middleware(
-                    app._unprepared_middleware, independent_middleware=app._independent_middleware
-                )
-            except Exception as error:  # pragma: no cover - a half-built app
-                _diag.warn("falcon_uninstrument", "request log middleware not removed: %r", error)
-        _apps.clear()
         _ORIGINAL_APP.__call__ = _ORIGINAL_CALL
         _adopted.clear()
         _app_class = None

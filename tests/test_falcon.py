@@ -429,15 +429,15 @@ def test_instrument_is_idempotent(sink):
     assert showmax_falcon.is_instrumented()
     assert repr(falcon.App) == "<class 'otel_showmax.falcon.App'>"
     app = make_app()
-    kinds = [type(m).__name__ for m in app._unprepared_middleware]
-    assert kinds == ["_TraceMiddleware", "RequestLogMiddleware"]
+    assert app._unprepared_middleware == []  # no middleware of ours listed: one response step, prepared
+    assert [type(m.__self__).__name__ for m in app._middleware[2]] == ["ResponseStep"]
     falcon.testing.TestClient(app).simulate_get("/titles/1")
     assert len(exporter.get_finished_spans()) == 1 and len(sink.request_logs()) == 1
     showmax_falcon.uninstrument()
     assert falcon.App is ORIGINAL_APP and not showmax_falcon.is_instrumented()
     falcon.testing.TestClient(app).simulate_get("/titles/1")  # uninstrumented: plain Falcon
     assert len(exporter.get_finished_spans()) == 1 and len(sink.request_logs()) == 1
-    assert [type(m).__name__ for m in app._unprepared_middleware] == []
+    assert app._unprepared_middleware == [] and app._middleware == ((), (), ())
 
 
 def test_every_app_gets_the_provider_and_hooks(sink):
@@ -722,3 +722,49 @@ def test_through_setup_request_logs_and_spans_at_the_receiver(receiver):
     assert not {"trace_id", "span_id", "trace_sampled", "service_name"} & set(request_logs[0]["attributes"])
     assert request_logs[0]["attributes"]["http.route"] == "/items/{item_id}"
     assert SECRET not in json.dumps([receiver.spans, receiver.logs], default=repr) + local.getvalue()
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_request_log_runs_after_every_middleware_and_falcon_lists_none_of_ours(traced, sink, independent):
+    seen = []
+
+    class Late:
+        def process_response(self, req, resp, resource, req_succeeded):
+            seen.append("late")
+            resp.status = falcon.HTTP_503  # changed after the responder: the log and the span see it
+
+    class First:
+        def process_response(self, req, resp, resource, req_succeeded):
+            seen.append("first")
+
+    app = falcon.App(middleware=[First()], independent_middleware=independent)
+    add_routes(app)
+    app.add_middleware(Late())  # added later: still before our response step
+    assert app._unprepared_middleware[0].__class__ is First and len(app._unprepared_middleware) == 2
+    assert falcon.testing.TestClient(app).simulate_get("/titles/1").status_code == 503
+    assert seen == ["late", "first"]
+    (span,) = traced.get_finished_spans()
+    (record,) = sink.request_logs()
+    assert (record.trace_id, record.span_id) == ids(span)
+    assert record.__dict__["http.response.status_code"] == 503 and span.attributes["http.status_code"] == 503
+
+
+def test_an_early_subclass_keeps_its_own_call(sink):
+    class Wrapped(ORIGINAL_APP):
+        calls = 0
+
+        def __call__(self, env, start_response):
+            Wrapped.calls += 1
+            return super().__call__(env, start_response)
+
+    early = Wrapped()
+    add_routes(early)
+    tp, exporter = provider()
+    showmax_falcon.instrument(tracer_provider=tp)
+    try:
+        app = showmax_falcon.instrument_app(early)
+        assert falcon.testing.TestClient(app).simulate_get("/titles/1").status_code == 200
+    finally:
+        showmax_falcon.uninstrument()
+    assert Wrapped.calls == 1
+    assert len(exporter.get_finished_spans()) == 1 and len(sink.request_logs()) == 1

@@ -20,8 +20,13 @@ attribute sets are built directly instead of filtered from the span attributes; 
 built as ``_upstream.TrustedAttributes`` (already in the form the SDK stores), which a span from a
 ``ShowmaxTracerProvider`` takes without the SDK's per-value validation when the result is the same;
 the duration histogram records through ``instruments.BoundHistogram`` (the SDK's aggregations,
-looked up once per attribute set). benchmarks/falcon_app.py measures it: upstream adds ~2.6x bare
-Falcon's CPU per request, this less than half that; what remains is mostly the SDK's span itself.
+looked up once per attribute set). Falcon calls no middleware of ours: one response step sits where
+the first middleware's ``process_response`` would (after every other one), the resource is noted
+in ``_get_responder``, and the response's span name, attributes, status and histogram attributes
+come from a plan per (method, route, status) (``routes.py``). ``otel_showmax.falcon`` serves
+through ``_otel_serve`` with its options: header capture from them, its request log in the step.
+benchmarks/falcon_app.py measures it: upstream adds ~2.6x bare Falcon's CPU per request, this less
+than half that; what remains is mostly the SDK's span itself.
 
 Deliberate differences from upstream:
 
@@ -48,7 +53,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import perf_counter, time_ns
-from typing import Any
+from typing import Any, Protocol
 
 import falcon
 from falcon.app import App as FalconApp
@@ -82,12 +87,13 @@ from opentelemetry.util.http import (
     redact_url,
 )
 
-from .. import _threads
+from .. import _diag, _threads
 from .._pipeline.tracer import TrustedAttributes, set_trusted_attributes
 from .._upstream import composite_parts, reads_no_metrics
 from . import hub_monitor as _hub_monitor
 from .instruments import BoundHistogram
 from .redaction import HeaderCapture
+from .routes import Route, Routes
 
 # -- upstream's private names (otel_showmax/_upstream.py; tests/instrumentation/test_falcon_app.py checks them) ----
 from .._upstream import FALCON_EXC_KEY as EXC_KEY  # isort: skip
@@ -101,7 +107,7 @@ from .._upstream import server_active_requests_count_attrs_old as _server_active
 from .._upstream import server_duration_attrs_new as _server_duration_attrs_new  # isort: skip
 from .._upstream import server_duration_attrs_old as _server_duration_attrs_old  # isort: skip
 
-__all__ = ["TraceMiddleware", "TracedApp", "reset_semconv_mode", "semconv_mode", "uninstrument_apps"]
+__all__ = ["Extension", "ResponseStep", "TracedApp", "reset_semconv_mode", "semconv_mode", "uninstrument_apps"]
 
 SCOPE_NAME = "opentelemetry.instrumentation.falcon"  # upstream's tracer and meter name
 _STATE_KEY = "otel_showmax.fastfalcon"
@@ -110,10 +116,10 @@ _OLD_ACTIVE = frozenset(_server_active_requests_count_attrs_old)
 _NEW_ACTIVE = frozenset(_server_active_requests_count_attrs_new)
 _OLD_DURATION = frozenset(_server_duration_attrs_old)
 _NEW_DURATION = frozenset(_server_duration_attrs_new)
-_ERROR = Status(StatusCode.ERROR)
 _CACHE_MAX = 256
 # falcon.app.App, not falcon.App: that name is replaced while an instrumentation is on.
 _ORIGINAL_APP: Any = FalconApp
+_FALCON_CALL = FalconApp.__call__  # before otel_showmax.falcon replaces it
 _response_setter = FuncSetter(falcon.Response.append_header)
 
 
@@ -215,6 +221,8 @@ class _Plan:
         self.capture_response = HeaderCapture(response or (), sanitize, normalise_response_header_name)
         self.capture_response_late = given  # where otel_showmax.falcon's response hook captured them
         self._methods: dict[str, tuple[tuple[tuple[str, str], ...], str, bool]] = {}
+        self.routes = Routes(old, new, _OLD_DURATION, _NEW_DURATION)
+        self.request_log: Callable[..., None] | None = opts.pop("request_log", None)
         self._agents: dict[str, str | None] = {}
 
     def method(self, raw: str) -> tuple[tuple[tuple[str, str], ...], str, bool]:
@@ -375,25 +383,37 @@ _in_flight: weakref.WeakKeyDictionary[Any, InFlight] = weakref.WeakKeyDictionary
 _in_flight_lock = threading.Lock()
 
 
+class Extension(Protocol):
+    """What ``otel_showmax.falcon`` adds per request (its options in force): header capture lists
+    that replace the plan's, and the request log's options (``request_log.RequestLogOptions``)."""
+
+    request_headers: HeaderCapture
+    response_headers: HeaderCapture
+
+
 class _Request:
-    """Per-request state shared by ``TracedApp.__call__`` and the middleware (one environ entry)."""
+    """Per-request state shared by ``TracedApp`` and its response step (one environ entry)."""
 
-    __slots__ = ("attrs", "resource", "server", "span", "status_attrs")
+    __slots__ = ("attrs", "extension", "resource", "route", "server", "span", "start")
 
-    def __init__(self, span: Any, attrs: dict[str, Any], server: bool) -> None:
+    def __init__(self, span: Any, attrs: dict[str, Any], server: bool, extension: Any, start: float) -> None:
         self.span = span
         self.attrs = attrs
         self.server = server
+        self.extension = extension
+        self.start = start  # the request log's start (perf_counter)
         self.resource: str | None = None
-        self.status_attrs: dict[str, Any] | None = None
+        self.route: Route | None = None
 
 
-# -- the middleware: upstream's _TraceMiddleware, response side in one pass ---------------------------
+# -- the response step: upstream's _TraceMiddleware.process_response, the request log, in one pass ----
 
 
-class TraceMiddleware:
-    """Finishes the server span when the response is known; first in the app's middleware.
+class ResponseStep:
+    """Finishes the server span and writes the request log when the response is known.
 
+    Not a middleware the app lists: ``TracedApp._prepare_middleware`` puts its ``process_response``
+    where Falcon calls the first middleware's, so it runs after every other middleware's.
     ``process_request`` exists only on the subclass used when a request hook or traced request
     attributes are configured, so Falcon does not call it otherwise.
     """
@@ -401,17 +421,15 @@ class TraceMiddleware:
     def __init__(self, plan: _Plan) -> None:
         self._plan = plan
 
-    def process_resource(self, req: Any, resp: Any, resource: Any, params: Any) -> None:
-        state = req.env.get(_STATE_KEY)
-        if state is not None:  # set with the response attributes (or at the end, if none come)
-            state.resource = resource.__class__.__name__
-
     def process_response(self, req: Any, resp: Any, resource: Any, req_succeeded: bool | None = None) -> None:
         env = req.env
         state = env.get(_STATE_KEY)
         if state is None:
             return
         plan = self._plan
+        extension = state.extension
+        if extension is not None and plan.request_log is not None:  # first, as when it was a middleware
+            plan.request_log(env, req, resp, state.start, extension)
         status = resp.status
         if resource is None:
             status = falcon.HTTP_404
@@ -426,68 +444,48 @@ class TraceMiddleware:
                     status = falcon.HTTP_500
             else:
                 status = falcon.HTTP_500
-        if isinstance(status, str) and " " in status:
-            code_str = status.split(" ", 1)[0]
-        else:  # deliberate difference: upstream's status.split raises here (see the module docstring)
-            try:
-                code_str = str(falcon.http_status_to_code(status))
-            except Exception:
-                code_str = str(status)
-        try:
-            code = int(code_str)
-        except ValueError:
-            code = -1
+        route = state.route = plan.routes.get(req.method, req.uri_template, status, state.server)
         span = state.span
         recording = span.is_recording()
-        metric: dict[str, Any] = {}
-        attrs = TrustedAttributes()
-        if state.resource is not None:
-            attrs["falcon.resource"] = state.resource
-            state.resource = None
-        old, new = plan.old, plan.new
-        error = False
-        if code < 0:
-            if new:
-                metric["error.type"] = attrs["error.type"] = code_str
-            error_status = Status(StatusCode.ERROR, "Non-integer HTTP status: " + code_str)
-        else:
-            if old:
-                metric["http.status_code"] = attrs["http.status_code"] = code
-            if new:
-                metric["http.response.status_code"] = attrs["http.response.status_code"] = code
-            error = code < 100 or code > 499
-            if error and new:
-                metric["error.type"] = attrs["error.type"] = code_str
-            error_status = _ERROR
-        route = req.uri_template
-        if new and route:
-            metric["http.route"] = route
-        state.status_attrs = metric
         if recording:
-            if state.server:
-                method = req.method
-                if route:
-                    span.update_name(f"{method} {route}")
-                    attrs["http.route"] = route
-                else:
-                    span.update_name(method)
-                if plan.capture_response and not plan.capture_response_late:
+            attrs = TrustedAttributes()
+            if state.resource is not None:
+                attrs["falcon.resource"] = state.resource
+            attrs.update(route.attributes)
+            if route.name is not None:
+                span.update_name(route.name)
+                if plan.capture_response and not plan.capture_response_late and extension is None:
                     attrs.update(plan.capture_response.from_items(resp.headers.items()))
             set_trusted_attributes(span, attrs)
-            if code < 0 or error:
-                span.set_status(error_status)
+            if route.error is not None:
+                span.set_status(route.error)
+        state.resource = None
         propagator = get_global_response_propagator()
         if propagator:
             propagator.inject(resp, setter=_response_setter)
-        if plan.capture_response_late and plan.capture_response and recording and state.server:
-            set_trusted_attributes(span, plan.capture_response.from_items(resp.headers.items()))
+        if recording and state.server:
+            capture = plan.capture_response if extension is None else extension.response_headers
+            if capture and (plan.capture_response_late or extension is not None):
+                try:
+                    _set_headers(span, capture.from_items(resp.headers.items()))
+                except Exception as error:
+                    _diag.warn("falcon_response_hook", "response headers not captured: %r", error)
         hook = plan.response_hook
         if hook:
             hook(span, req, resp)
 
 
-class _TraceMiddleware(TraceMiddleware):
-    """With ``process_request``, for the request hook and traced request attributes (upstream's name)."""
+def _set_headers(span: Any, attributes: TrustedAttributes) -> None:
+    # 1-tuples of str: what the SDK stores for upstream's 1-element lists, so the span takes them as
+    # they are (set_trusted_attributes); any other value type goes the SDK's way.
+    if all(type(value[0]) is str for value in attributes.values()):
+        set_trusted_attributes(span, attributes)
+    else:
+        span.set_attributes({key: list(value) for key, value in attributes.items()})
+
+
+class _RequestStep(ResponseStep):
+    """With ``process_request``, for the request hook and traced request attributes (upstream's)."""
 
     def process_request(self, req: Any, resp: Any) -> None:
         state = req.env.get(_STATE_KEY)
@@ -509,6 +507,16 @@ class _TraceMiddleware(TraceMiddleware):
 _apps: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+def _next_call(cls: type) -> Callable[..., Any]:
+    """The ``__call__`` after TracedApp's in ``cls``'s MRO; falcon's own unpatched (otel_showmax.falcon
+    replaces it while instrumented, to serve apps made before it)."""
+    mro = cls.__mro__
+    for klass in mro[mro.index(TracedApp) + 1:]:
+        if "__call__" in vars(klass):
+            return _FALCON_CALL if klass is _ORIGINAL_APP else vars(klass)["__call__"]
+    return _FALCON_CALL  # pragma: no cover - falcon.app.App is always in the MRO
+
+
 class TracedApp(_ORIGINAL_APP):
     """``falcon.App`` with upstream's server spans and HTTP metrics, produced with less work.
 
@@ -524,23 +532,36 @@ class TracedApp(_ORIGINAL_APP):
       ``"off"``;
     - ``duration_histogram``: ``False`` drops ``http.server.duration`` /
       ``http.server.request.duration`` (one measurement per request and mode, the costliest
-      item after the span; derive it from spans in the collector instead). Default ``True``.
+      item after the span; derive it from spans in the collector instead). Default ``True``;
+    - ``request_log(env, req, resp, start, extension)``: called in the response step of requests
+      served through ``_otel_serve()`` with an extension (otel_showmax.falcon's request log).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         opts = dict(kwargs.pop("_otel_opts", None) or {})
         self._otel_plan = plan = _Plan(opts)
-        middleware = kwargs.pop("middleware", None)
-        if middleware is None:
-            middleware = []
-        elif not isinstance(middleware, (list, tuple)):
-            middleware = [middleware]
         wants_request = plan.request_hook is not None or bool(plan.traced_attrs)
-        self._otel_middleware = (_TraceMiddleware if wants_request else TraceMiddleware)(plan)
-        kwargs["middleware"] = [self._otel_middleware, *middleware]
+        self._otel_step = (_RequestStep if wants_request else ResponseStep)(plan)
+        self._otel_next_call = _next_call(type(self))
         self._is_instrumented_by_opentelemetry = True
         _apps.add(self)
         super().__init__(*args, **kwargs)
+
+    def _prepare_middleware(self, middleware: Any = None, independent_middleware: bool = False) -> Any:
+        # The response step where the first middleware's methods go: its process_response runs last.
+        step = getattr(self, "_otel_step", None)
+        if step is not None and self._is_instrumented_by_opentelemetry:
+            middleware = [step, *(middleware or ())]
+        return super()._prepare_middleware(middleware, independent_middleware=independent_middleware)
+
+    def _get_responder(self, req: Any) -> Any:
+        found = super()._get_responder(req)
+        resource = found[2]
+        if resource:  # what upstream's process_resource records (it runs for every routed resource)
+            state = req.env.get(_STATE_KEY)
+            if state is not None:  # set with the response attributes (or at the end, if none come)
+                state.resource = resource.__class__.__name__
+        return found
 
     def _handle_exception(self, req: Any, resp: Any, ex: Exception, params: Any) -> bool:
         if self._is_instrumented_by_opentelemetry:
@@ -548,9 +569,14 @@ class TracedApp(_ORIGINAL_APP):
         return super()._handle_exception(req, resp, ex, params)
 
     def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
+        if not self._is_instrumented_by_opentelemetry or self._otel_plan.excluded.url_disabled(
+                env.get("PATH_INFO", "/")):
+            return self._otel_next_call(self, env, start_response)
+        return self._otel_serve(env, start_response, None, 0.0)
+
+    def _otel_serve(self, env: dict[str, Any], start_response: Any, extension: Extension | None, start: float) -> Any:
+        """Serve one traced request (the checks in ``__call__`` done); ``extension``: see ``Extension``."""
         plan = self._otel_plan
-        if not self._is_instrumented_by_opentelemetry or plan.excluded.url_disabled(env.get("PATH_INFO", "/")):
-            return super().__call__(env, start_response)
         start_time = time_ns()
         raw_method = env.get("REQUEST_METHOD", "")
         method_items, name, with_path = plan.method(raw_method)
@@ -566,8 +592,13 @@ class TracedApp(_ORIGINAL_APP):
         path = env.get("PATH_INFO", "").strip()
         if with_path and path:
             name = f"{name} {path}"
-        if server and plan.capture_request:
-            attributes.update(plan.capture_request.from_environ(env))
+        if server:
+            capture = plan.capture_request if extension is None else extension.request_headers
+            if capture:
+                try:
+                    attributes.update(capture.from_environ(env))
+                except Exception as error:
+                    _diag.warn("falcon_request_hook", "request headers not captured: %r", error)
         span = plan.tracer.start_span(name, parent, kind, attributes, start_time=start_time)
         active_key: tuple[tuple[str, Any], ...] = ()
         if plan.in_flight is not None or plan.active is not None:
@@ -577,7 +608,7 @@ class TracedApp(_ORIGINAL_APP):
                 plan.in_flight.add(active_key, 1)
             else:
                 plan.active.add(1, dict(active_key), parent)  # type: ignore[union-attr]
-        state = _Request(span, attributes, server)
+        state = _Request(span, attributes, server, extension, start)
         env[_STATE_KEY] = state
         env[SPAN_KEY] = span
         current = trace.set_span_in_context(span, parent)
@@ -588,7 +619,7 @@ class TracedApp(_ORIGINAL_APP):
         exception = None
         start = perf_counter()
         try:
-            return super().__call__(env, start_response)
+            return self._otel_next_call(self, env, start_response)
         except Exception as exc:
             exception = exc
             raise
@@ -603,21 +634,23 @@ class TracedApp(_ORIGINAL_APP):
     def _finish(plan: _Plan, state: _Request, current: Any, active_key: tuple[tuple[str, Any], ...],
                 duration: float, exception: Exception | None) -> None:
         attributes = state.attrs
-        status = state.status_attrs or {}
+        route = state.route
         if plan.duration_old is not None:
             attrs = {k: v for k, v in attributes.items() if k in _OLD_DURATION}
-            attrs.update((k, v) for k, v in status.items() if k in _OLD_DURATION)
+            if route is not None:
+                attrs.update(route.metric_old)
             plan.duration_old.record(max(round(duration * 1000), 0), attrs, current)
         if plan.duration_new is not None:
             attrs = {k: v for k, v in attributes.items() if k in _NEW_DURATION}
-            attrs.update((k, v) for k, v in status.items() if k in _NEW_DURATION)
+            if route is not None:
+                attrs.update(route.metric_new)
             plan.duration_new.record(max(duration, 0), attrs, current)
         if plan.in_flight is not None:
             plan.in_flight.add(active_key, -1)
         elif plan.active is not None:
             plan.active.add(-1, dict(active_key), current)
         span = state.span
-        if state.resource is not None and span.is_recording():  # no process_response ran
+        if state.resource is not None and span.is_recording():  # no response step ran
             span.set_attribute("falcon.resource", state.resource)
         if exception is not None and isinstance(span, trace.Span) and span.is_recording():
             span.record_exception(exception)
@@ -625,13 +658,12 @@ class TracedApp(_ORIGINAL_APP):
 
 
 def uninstrument_apps() -> None:
-    """Stop tracing every ``TracedApp``: remove the middleware, serve requests untraced."""
+    """Stop tracing every ``TracedApp``: take the response step out, serve requests untraced."""
     for app in list(_apps):
         if not hasattr(app, "_unprepared_middleware"):  # its constructor failed half-way
             continue
-        app._unprepared_middleware = [m for m in app._unprepared_middleware if not isinstance(m, TraceMiddleware)]
+        app._is_instrumented_by_opentelemetry = False
         app._middleware = app._prepare_middleware(
             app._unprepared_middleware, independent_middleware=app._independent_middleware
         )
-        app._is_instrumented_by_opentelemetry = False
     _apps.clear()

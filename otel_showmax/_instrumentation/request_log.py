@@ -3,8 +3,9 @@
 Its fields use the stable HTTP semantic conventions whatever OTEL_SEMCONV_STABILITY_OPT_IN says:
 ``http.request.method``, ``http.route``, ``url.path``, ``http.response.status_code``,
 ``duration_ms``, ``client.address``, ``user_agent.original``. A 5xx response also records its
-exception on the server span. ``otel_showmax.falcon`` puts the middleware in every traced app,
-right after the trace middleware, so its ``process_response`` runs last and before the span ends.
+exception on the server span. ``otel_showmax.falcon`` writes it from each traced app's response
+step (``falcon_app.ResponseStep``), which runs after every middleware's ``process_response`` and
+before the span ends; ``RequestLogMiddleware`` is the same as a Falcon middleware.
 """
 
 from __future__ import annotations
