@@ -7,7 +7,7 @@ This module imports otel_showmax only when asked to. ``BENCH_APP_MODE`` selects:
 
 - ``plain``  — no telemetry code at all (uninstrumented, and every ``opentelemetry-instrument`` run);
 - ``setup``  — ``otel_showmax.setup()`` called at import, as an application would;
-  (``BENCH_ABLATE=encoder``: with its encoder switched back to upstream's code);
+  (``BENCH_ABLATE=encoder`` / ``transport``: with one of its fast paths switched back to upstream's code);
 - ``naive``  — the seed's remote log handler: one blocking HTTP POST per log record (benchmarks/naive.py).
 
 Every mode makes the same logging calls and writes the same local log line to stderr.
@@ -32,22 +32,36 @@ logging.getLogger().setLevel(logging.INFO)
 
 
 def ablate(what: set[str]) -> None:
-    """Switch otel_showmax's own encoder back to upstream's code, for the fast-path audit.
+    """Switch otel_showmax's own fast paths back to upstream's code, for the fast-path audit.
 
-    ``encoder``: spans and log records encoded by upstream's encoder (opentelemetry-exporter-otlp-
-    proto-common), log records first converted to SDK records (the bridge's direct encoding off):
-    what ``setup()`` falls back to when its check finds our bytes differ. Byte-identical telemetry
-    either way; benchmarks/run.py's setup_upenc configuration.
+    ``encoder``:   spans and log records encoded by upstream's encoder (opentelemetry-exporter-otlp-
+                   proto-common), log records first converted to SDK records (the bridge's direct
+                   encoding off), as a log exporter other than ours would get them;
+    ``transport``: upstream exporters' default ``requests`` transport instead of its urllib3 one.
+    Byte-identical telemetry either way; benchmarks/run.py's setup_upenc / setup_requests configurations.
     """
+    from otel_showmax._export import otlp_http
+
     if "encoder" in what:
-        from otel_showmax._export import contain
+        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         from otel_showmax._pipeline import log_bridge
 
-        contain.ENCODER_ON = False
-        log_bridge.DIRECT_ON = False
-    unknown = what - {"encoder"}
+        otlp_http.encode_spans = lambda spans: encode_spans(spans).SerializePartialToString()
+        otlp_http.encode_logs = lambda records: encode_logs(records).SerializePartialToString()
+        original_init = log_bridge.Converter.__init__
+
+        def init_indirect(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            original_init(self, *args, **kwargs)
+            self.direct = False
+
+        log_bridge.Converter.__init__ = init_indirect  # type: ignore[method-assign]
+    if "transport" in what:
+        otlp_http.use_urllib3 = lambda exporter, endpoint: False
+    unknown = what - {"encoder", "transport"}
     if unknown:
-        raise SystemExit(f"BENCH_ABLATE: unknown {sorted(unknown)}; use encoder")
+        raise SystemExit(f"BENCH_ABLATE: unknown {sorted(unknown)}; use encoder, transport")
 
 
 if MODE == "setup":

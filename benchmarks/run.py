@@ -151,6 +151,8 @@ def variants() -> dict[str, Variant]:
         # the fast-path audit: setup() with one of its fast paths switched back to upstream's code
         "setup_upenc": Variant("setup_upenc", "otel_showmax via setup(), upstream's encoder (fast path off)", MAIN_BIN,
                                False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "encoder"),)),
+        "setup_requests": Variant("setup_requests", "otel_showmax via setup(), requests transport (fast path off)",
+                                  MAIN_BIN, False, "setup", 1, 1, req, env=(("BENCH_ABLATE", "transport"),)),
         "naive": Variant("naive", "seed's synchronous remote log handler", MAIN_BIN, False, "naive", 0, 1, 0),
         # setup() with otel_showmax imported from another tree (--ref-tree): an older commit, side by side
         "setup_ref": Variant("setup_ref", "otel_showmax via setup(), reference tree (--ref-tree)", MAIN_BIN, False,

@@ -159,6 +159,7 @@ __all__ = [
     "span_processors",
     "std_to_otel",
     "stop_retrying",
+    "use_urllib3_transport",
 ]
 
 def _keeps_none() -> bool:
@@ -457,6 +458,28 @@ def http_passthrough() -> bool:
         current = getattr(module, name)
         if not getattr(current, "passes_serialized", False):
             setattr(module, name, _passing_serialized(current))
+    return True
+
+
+def use_urllib3_transport(exporter: Any) -> bool:
+    """Swap an OTLP/HTTP exporter's requests transport for upstream's urllib3 one (exporters >= 1.45).
+
+    Returns False, changing nothing, on releases without the pluggable transport or when the caller
+    chose their own session or transport.
+    """
+    client = getattr(exporter, "_client", None)
+    if client is None or not hasattr(client, "_transport"):
+        return False
+    try:
+        from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+        from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+    except ImportError:
+        return False
+    old = client._transport
+    if type(old) is not RequestsHTTPTransport:  # a session or transport the caller chose
+        return False
+    client._transport = Urllib3HTTPTransport(verify=True)
+    old.close()
     return True
 
 

@@ -20,10 +20,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .._upstream import HTTPOTLPLogExporter as OTLPLogExporter
-from .._upstream import LogRecordExportResult, SerializedBatch, http_passthrough
+from .._upstream import LogRecordExportResult, SerializedBatch, http_passthrough, use_urllib3_transport
 from .contain import encode_logs_counted, encode_spans_counted
 
-__all__ = ["ENCODER_ON", "HTTPLogExporter", "HTTPSpanExporter"]
+__all__ = ["ENCODER_ON", "HTTPLogExporter", "HTTPSpanExporter", "use_urllib3"]
 
 # Whether our encoder feeds upstream's export(): False when upstream's export() cannot take it.
 ENCODER_ON = http_passthrough()
@@ -61,3 +61,29 @@ class HTTPLogExporter(OTLPLogExporter):
                 return result
         result = super().export(batch)
         return result
+
+
+def use_urllib3(exporter: Any, endpoint: str) -> bool:
+    """Send through upstream's urllib3 transport instead of requests, where that changes nothing.
+
+    Upstream's OTLP/HTTP exporters post through a ``requests.Session`` (~0.9 ms of CPU per export
+    here); upstream's ``Urllib3HTTPTransport`` sends the same request for ~0.4 ms. requests also
+    reads proxies, CA bundles and netrc credentials from the environment, which urllib3 does not:
+    so only plain ``http://`` endpoints with no proxy and no netrc file switch. Returns True when
+    switched.
+    """
+    import os
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(endpoint)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    proxy = getproxies().get("http") or getproxies().get("all")
+    if proxy and not proxy_bypass(parts.hostname):
+        return False
+    netrc = os.environ.get("NETRC")
+    home = os.path.expanduser("~")
+    if netrc or any(os.path.exists(os.path.join(home, name)) for name in (".netrc", "_netrc")):
+        return False
+    return use_urllib3_transport(exporter)
