@@ -49,10 +49,10 @@ from opentelemetry.util.http import (
 )
 
 from . import _diag
-from ._instrumentation import libraries
+from ._instrumentation import libraries, request_log
 from ._instrumentation.falcon_app import TracedApp, uninstrument_apps
 from ._instrumentation.redaction import HeaderCapture, QueryRedactor, check_patterns
-from ._instrumentation.request_log import REQUEST_LOG_FIELDS, RequestLogMiddleware
+from ._instrumentation.request_log import REQUEST_LOG_FIELDS
 from ._upstream import InstrumentedFalconAPI as UpstreamApp
 
 __all__ = [
@@ -163,7 +163,7 @@ def _redact_attributes(attributes: dict[str, Any]) -> None:
 
 def _write_request_log(env: dict[str, Any], req: Any, resp: Any, start: float, options: Any) -> None:
     try:
-        RequestLogMiddleware._finish(env, req, resp, start, options)
+        request_log.write(env, req, resp, start, options)
     except Exception as error:  # never break the request
         _diag.warn("falcon_request_log", "request log not written: %r", error)
 

@@ -5,35 +5,33 @@ Its fields use the stable HTTP semantic conventions whatever OTEL_SEMCONV_STABIL
 ``duration_ms``, ``client.address``, ``user_agent.original``. A 5xx response also records its
 exception on the server span. ``otel_showmax.falcon`` writes it from each traced app's response
 step (``falcon_app.ResponseStep``), which runs after every middleware's ``process_response`` and
-before the span ends; ``RequestLogMiddleware`` is the same as a Falcon middleware.
+before the span ends.
 """
 
 from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
 from opentelemetry.trace import get_current_span
 from opentelemetry.util.http import sanitize_method
 
-from .. import _diag, correlation
+from .. import correlation
 from .falcon_app import EXC_KEY
 
-__all__ = ["MAX_FIELD", "REQUEST_LOG_FIELDS", "START_KEY", "RequestLogMiddleware", "RequestLogOptions", "status_code"]
+__all__ = ["MAX_FIELD", "REQUEST_LOG_FIELDS", "RequestLogOptions", "status_code", "write"]
 
 METHOD, ROUTE, PATH, STATUS = "http.request.method", "http.route", "url.path", "http.response.status_code"
 DURATION, CLIENT, USER_AGENT = "duration_ms", "client.address", "user_agent.original"
 REQUEST_LOG_FIELDS = (METHOD, ROUTE, PATH, STATUS, DURATION, CLIENT, USER_AGENT)
 # Longest url.path / user_agent.original written into a request log (a 64 KiB header stays out).
 MAX_FIELD = 2048
-START_KEY = "otel_showmax.start"  # the WSGI environ key holding the request's start (perf_counter)
 
 
 class RequestLogOptions(Protocol):
-    """What the middleware reads per request (``otel_showmax.falcon``'s options)."""
+    """What ``write`` reads per request (``otel_showmax.falcon``'s options)."""
 
     request_log: bool
     logger: logging.Logger
@@ -61,82 +59,64 @@ def status_code(resp: Any) -> int:
         return 500
 
 
-class RequestLogMiddleware:
-    """Falcon middleware writing one request log per request and recording 5xx exceptions.
+def write(env: dict[str, Any], req: Any, resp: Any, start: float, options: RequestLogOptions) -> None:
+    """Write the request log of ``req``/``resp`` (started at ``start``, a perf_counter) and record a 5xx's exception.
 
-    otel_showmax puts it right after upstream's trace middleware, so its ``process_response`` runs
-    after every other middleware's and before the server span ends.
+    Runs while the server span is current; raises what logging raises (the caller catches).
     """
-
-    def __init__(self, options: Callable[[], Any]) -> None:
-        self._options = options  # the options in force, read per request (instrument() may replace them)
-
-    def process_response(self, req: Any, resp: Any, resource: Any, req_succeeded: bool) -> None:
-        env = req.env
-        start = env.get(START_KEY)
-        options = self._options()
-        if start is None or options is None:
-            return
-        try:
-            self._finish(env, req, resp, start, options)
-        except Exception as error:  # never break the request
-            _diag.warn("falcon_request_log", "request log not written: %r", error)
-
-    @staticmethod
-    def _finish(env: dict[str, Any], req: Any, resp: Any, start: float, options: RequestLogOptions) -> None:
-        status = status_code(resp)
-        error = env.get(EXC_KEY) if status >= 500 else None
-        if error is not None:
-            span = get_current_span()
-            if span.is_recording():
-                span.record_exception(error)
-        if not options.request_log:
-            return
-        level = logging.ERROR if status >= 500 else options.level
-        logger = options.logger
-        if not logger.isEnabledFor(level):
-            return
-        duration = round((perf_counter() - start) * 1000, 3)
-        raw_method = env.get("REQUEST_METHOD", "")
-        method = _STANDARD_METHODS.get(raw_method) or sanitize_method(raw_method)
-        path = _text(env.get("PATH_INFO", ""))
-        extra: dict[str, Any] = {METHOD: method}
-        route = req.uri_template
-        if route:
-            extra[ROUTE] = route
-        extra[PATH] = path
-        extra[STATUS] = status
-        extra[DURATION] = duration
-        client = env.get("REMOTE_ADDR")
-        if client:
-            extra[CLIENT] = client
-        agent = env.get("HTTP_USER_AGENT")
-        if agent:
-            extra[USER_AGENT] = _text(agent)
-        exc_info = (type(error), error, error.__traceback__) if error is not None else None
-        args = (method, route or path, status, duration)
-        caller = _caller
-        cls = type(logger)
-        if (caller is not None and cls.log is _LOGGER_LOG and cls._log is _LOGGER_LOG_IMPL
-                and cls.findCaller is _LOGGER_FIND_CALLER and logging._srcfile):
-            # What the call below does, minus findCaller's stack walk (the same caller, found once).
-            make_record = cls.makeRecord
-            if make_record is _STDLIB_MAKE_RECORD or (make_record is correlation._make_record
-                                                      and correlation._previous_make_record is _STDLIB_MAKE_RECORD):
-                # makeRecord's own work: the record factory, then the extra fields (which cannot
-                # collide with our correlation fields; with the record's own, the stdlib's KeyError).
-                record = logging.getLogRecordFactory()(logger.name, level, caller[0], caller[1], _MESSAGE, args,
-                                                       exc_info, caller[2], None)
-                fields = record.__dict__
-                if not fields.keys().isdisjoint(extra):
-                    raise KeyError(f"Attempt to overwrite {sorted(fields.keys() & extra)} in LogRecord")
-                fields.update(extra)
-                logger.handle(record)
-            else:
-                logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
-                                                caller[2], extra, None))
-        else:  # the reference (a custom Logger class gets exactly this call)
-            logger.log(level, _MESSAGE, *args, extra=extra, exc_info=exc_info)
+    status = status_code(resp)
+    error = env.get(EXC_KEY) if status >= 500 else None
+    if error is not None:
+        span = get_current_span()
+        if span.is_recording():
+            span.record_exception(error)
+    if not options.request_log:
+        return
+    level = logging.ERROR if status >= 500 else options.level
+    logger = options.logger
+    if not logger.isEnabledFor(level):
+        return
+    duration = round((perf_counter() - start) * 1000, 3)
+    raw_method = env.get("REQUEST_METHOD", "")
+    method = _STANDARD_METHODS.get(raw_method) or sanitize_method(raw_method)
+    path = _text(env.get("PATH_INFO", ""))
+    extra: dict[str, Any] = {METHOD: method}
+    route = req.uri_template
+    if route:
+        extra[ROUTE] = route
+    extra[PATH] = path
+    extra[STATUS] = status
+    extra[DURATION] = duration
+    client = env.get("REMOTE_ADDR")
+    if client:
+        extra[CLIENT] = client
+    agent = env.get("HTTP_USER_AGENT")
+    if agent:
+        extra[USER_AGENT] = _text(agent)
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    args = (method, route or path, status, duration)
+    caller = _caller
+    cls = type(logger)
+    if (caller is not None and cls.log is _LOGGER_LOG and cls._log is _LOGGER_LOG_IMPL
+            and cls.findCaller is _LOGGER_FIND_CALLER and logging._srcfile):
+        # What the call below does, minus findCaller's stack walk (the same caller, found once).
+        make_record = cls.makeRecord
+        if make_record is _STDLIB_MAKE_RECORD or (make_record is correlation._make_record
+                                                  and correlation._previous_make_record is _STDLIB_MAKE_RECORD):
+            # makeRecord's own work: the record factory, then the extra fields (which cannot
+            # collide with our correlation fields; with the record's own, the stdlib's KeyError).
+            record = logging.getLogRecordFactory()(logger.name, level, caller[0], caller[1], _MESSAGE, args,
+                                                   exc_info, caller[2], None)
+            fields = record.__dict__
+            if not fields.keys().isdisjoint(extra):
+                raise KeyError(f"Attempt to overwrite {sorted(fields.keys() & extra)} in LogRecord")
+            fields.update(extra)
+            logger.handle(record)
+        else:
+            logger.handle(logger.makeRecord(logger.name, level, caller[0], caller[1], _MESSAGE, args, exc_info,
+                                            caller[2], extra, None))
+    else:  # the reference (a custom Logger class gets exactly this call)
+        logger.log(level, _MESSAGE, *args, extra=extra, exc_info=exc_info)
 
 
 _MESSAGE = "%s %s %d %.1fms"
@@ -152,7 +132,7 @@ assert not any(set(REQUEST_LOG_FIELDS) & set(names) for names in correlation.FIE
 
 
 class _CallerProbe(logging.Logger):
-    """Records what findCaller reports for the reference call in ``_finish``; makes no record."""
+    """Records what findCaller reports for the reference call in ``write``; makes no record."""
 
     found: tuple[str, int, str | None] | None = None
 
@@ -179,11 +159,11 @@ def _find_caller() -> tuple[str, int, str] | None:
     request: Any = types.SimpleNamespace(uri_template="/")
     response: Any = types.SimpleNamespace(status_code=200)
     try:
-        RequestLogMiddleware._finish({}, request, response, perf_counter(), options)
+        write({}, request, response, perf_counter(), options)
     except Exception:  # pragma: no cover - defensive
         return None
     found = probe.found
-    code = RequestLogMiddleware._finish.__code__
+    code = write.__code__
     if found is None or found[0] != code.co_filename or found[2] != code.co_name:
         return None
     return (found[0], found[1], code.co_name)

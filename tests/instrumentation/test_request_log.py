@@ -151,7 +151,7 @@ def exported(queued: list) -> list[bytes]:
 
 def test_the_caller_is_the_reference_call():
     path, lineno, func = request_log._caller
-    assert path == request_log.RequestLogMiddleware._finish.__code__.co_filename and func == "_finish"
+    assert path == request_log.write.__code__.co_filename and func == "write"
     assert linecache.getline(path, lineno).strip().startswith("logger.log(level, _MESSAGE, *args")
 
 
@@ -162,7 +162,7 @@ def test_fast_path_output_is_identical(monkeypatch):
     assert (old["stack_walks"], new["stack_walks"]) == (5, 0)
     for a, b in zip(old["records"], new["records"], strict=True):
         assert comparable(a) == comparable(b)
-        assert (b.pathname, b.funcName, b.filename, b.module) == (request_log._caller[0], "_finish",
+        assert (b.pathname, b.funcName, b.filename, b.module) == (request_log._caller[0], "write",
                                                                 "request_log.py", "request_log")
     assert new["records"][2].exc_info[0] is RuntimeError and new["records"][1].levelno == logging.INFO
     assert new["lines"] == old["lines"]
