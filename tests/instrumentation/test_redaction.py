@@ -53,17 +53,25 @@ def test_key_sets_beyond_the_cap_are_still_captured():
 
 
 def test_planned_capture_costs_a_fraction_of_the_scan():
-    """Same-run ratio, coarse (measured ~6-10x on a busy 2-core machine): the plan must stay cheaper."""
+    """Same-run ratio, coarse: on the environ gunicorn builds for a proxied request (29 keys, 8
+    headers) the plan measured 4.3-4.5x cheaper than the scan on a 2-core machine; it must stay
+    at least 1.5x cheaper. Timed alternately, best of 9 rounds each."""
     import timeit
 
     capture = HeaderCapture(["user-agent", "content-type", "x-request-id", "x-forwarded-for"], ["authorization"],
                             normalise_request_header_name)
-    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/titles", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-           "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "5",
-           "HTTP_HOST": "h", "HTTP_USER_AGENT": "wrk", "HTTP_ACCEPT": "*/*", "wsgi.url_scheme": "http",
-           "wsgi.input": None, "wsgi.errors": None, "wsgi.version": (1, 0), "wsgi.multithread": False,
-           "wsgi.multiprocess": False, "wsgi.run_once": False}
+    env = {"wsgi.errors": None, "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": True,
+           "wsgi.run_once": False, "wsgi.file_wrapper": None, "wsgi.input_terminated": True,
+           "SERVER_SOFTWARE": "gunicorn/23.0.0", "wsgi.input": None, "gunicorn.socket": None,
+           "REQUEST_METHOD": "GET", "QUERY_STRING": "", "RAW_URI": "/titles", "SERVER_PROTOCOL": "HTTP/1.1",
+           "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "curl/8.5.0", "HTTP_ACCEPT": "*/*",
+           "HTTP_ACCEPT_ENCODING": "gzip", "HTTP_CONNECTION": "keep-alive", "HTTP_X_FORWARDED_FOR": "10.0.0.1",
+           "HTTP_X_REQUEST_ID": "r-1", "HTTP_TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+           "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000",
+           "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "PATH_INFO": "/titles", "SCRIPT_NAME": ""}
     assert capture.from_environ(env) == scan(capture, env)
-    planned = min(timeit.repeat(lambda: capture.from_environ(env), number=2000, repeat=7))
-    scanned = min(timeit.repeat(lambda: scan(capture, env), number=2000, repeat=7))
-    assert planned * 2 < scanned, (planned, scanned)
+    planned = scanned = float("inf")
+    for _ in range(9):
+        planned = min(planned, timeit.timeit(lambda: capture.from_environ(env), number=2000))
+        scanned = min(scanned, timeit.timeit(lambda: scan(capture, env), number=2000))
+    assert planned * 1.5 < scanned, (planned, scanned)
