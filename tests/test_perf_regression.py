@@ -52,7 +52,8 @@ LOG_LIMIT = 5.0
 # Limits on what otel_showmax adds per item as a share of what upstream's batched set-up adds,
 # same run. Measured 2026-12-05 (quiet 2-core machine, best of 3): a request 105 vs 124 µs (0.84x,
 # and 0.92x in a second run, although ours writes one more record, the request log); a logging call 2.8 vs 13.1 µs (0.22x).
-GAIN_REQUEST_LIMIT = 1.15  # 0.84-0.92x, and 0.80-1.06x on a slower day (2026-12-06): the request-thread gain is near the noise
+# The request-thread gain is near the noise: 0.84-0.92x, and 0.80-1.06x on a slower day (2026-12-06).
+GAIN_REQUEST_LIMIT = 1.15
 GAIN_LOG_LIMIT = 0.5
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
