@@ -29,16 +29,18 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, seconds: float = 4, connections: int = 16, threads: int = 1) -> Load:
+def wrk(url: str, seconds: float = 4, connections: int = 16, threads: int = 1, timeout_s: int = 2) -> Load:
     """Load ``url`` for ``seconds`` (whole seconds, at least 1) with wrk (scripts/test.sh installs it).
 
-    Shared by the tests and benchmarks/run.py.
+    A request slower than ``timeout_s`` counts as an error (wrk's socket timeout). Shared by the tests
+    and benchmarks/run.py.
     """
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; .ci/run does it)")
     out = subprocess.run(
-        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout_s}s",
+         "--latency", url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
