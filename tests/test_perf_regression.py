@@ -17,7 +17,8 @@ The gain over upstream is protected in the same runs: what otel_showmax adds to 
 logging call (over bare) stays well below what upstream's own batched set-up adds (the Falcon
 instrumentation, ``BatchSpanProcessor``/``BatchLogRecordProcessor`` and its ``LoggingHandler``:
 what ``opentelemetry-instrument`` does with logs on), although otel_showmax writes one more record
-per request (the request log).
+per request (the request log): on the calling thread, and in CPU time of the whole process with the
+export threads' encoding and sending included.
 
 Everything exports to a live OTLP receiver in its own process; loops run in chunks followed by an
 untimed flush, so the queues never overflow and every item is really exported (checked).
